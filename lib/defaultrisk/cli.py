@@ -1,0 +1,58 @@
+"""What both jobs do around their pipeline: logging, the session, exit codes, the summary line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from pyspark.sql import SparkSession
+
+from defaultrisk.errors import EXIT_FAILURE, EXIT_OK, DefaultRiskError
+from defaultrisk.session import build_session
+
+log = logging.getLogger("defaultrisk")
+Config = TypeVar("Config")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_job(
+    app_name: str,
+    load_config: Callable[[], Config],
+    pipeline: Callable[[SparkSession, Config], dict],
+    spark: SparkSession | None = None,
+) -> int:
+    """Load config, build the session, run the pipeline, print its JSON summary as the last stdout line.
+
+    A typed error becomes its exit code and one line on stderr; anything else exits 1. A session
+    passed in belongs to the caller and is left running.
+    """
+    configure_logging()
+    own_session = spark is None
+    try:
+        cfg = load_config()
+        if own_session:
+            spark = build_session(app_name)
+        summary = pipeline(spark, cfg)
+    except DefaultRiskError as exc:
+        print(f"{app_name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:
+        log.exception("%s failed", app_name)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"{app_name}: failed: {type(exc).__name__}: {first}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        if own_session and spark is not None:
+            spark.stop()
+    print(json.dumps(summary, default=str), flush=True)
+    return EXIT_OK

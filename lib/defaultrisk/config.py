@@ -1,0 +1,151 @@
+"""Job configuration: TOML files in `conf/` loaded into frozen dataclasses, flags for what changes per run."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from defaultrisk.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+INPUT_FORMATS = ("auto", "csv", "parquet")
+THRESHOLD_RULES = ("target_precision", "target_recall", "max_f1")
+
+
+@dataclass(frozen=True)
+class XGBoostParams:
+    n_estimators: int = 300
+    max_depth: int = 4
+    learning_rate: float = 0.05
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 1.0
+    reg_lambda: float = 1.0
+    nthread: int = 2
+
+    def booster_params(self, seed: int) -> dict:
+        return {
+            "objective": "binary:logistic",
+            "eval_metric": "logloss",
+            "tree_method": "hist",
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "min_child_weight": self.min_child_weight,
+            "lambda": self.reg_lambda,
+            "nthread": self.nthread,
+            "seed": seed,
+        }
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    rule: str = "target_precision"
+    target: float = 0.3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    input_path: str = ""
+    model_dir: str = ""
+    input_format: str = "auto"
+    seed: int = 7
+    holdout_fraction: float = 0.2
+    # Minority-to-majority ratio after random undersampling (imbalanced-learn's sampling_strategy).
+    undersampling_ratio: float = 0.1
+    xgboost: XGBoostParams = field(default_factory=XGBoostParams)
+    threshold: ThresholdRule = field(default_factory=ThresholdRule)
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    input_path: str = ""
+    model_dir: str = ""
+    output_dir: str = ""
+    snapshot_date: date | None = None
+    results_csv: str | None = None
+    rejects_dir: str | None = None
+    unlabeled_only: bool = False
+    input_format: str = "auto"
+    # Digits after the decimal point for pd in results.csv (fixed notation, never scientific).
+    results_csv_decimals: int = 10
+
+    @property
+    def effective_rejects_dir(self) -> str:
+        """Rejects go beside the scored table (`_rejects`, which Parquet readers skip) unless given."""
+        return self.rejects_dir or self.output_dir.rstrip("/") + "/_rejects"
+
+
+def _read_toml(path: Path | None, default_name: str) -> dict:
+    if path is None:
+        path = CONF_DIR / default_name
+        if not path.exists():
+            return {}
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _build(cls, values: dict, where: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [{where}]: {', '.join(unknown)}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"bad settings in [{where}]: {exc}") from exc
+
+
+def _check_format(value: str) -> None:
+    if value not in INPUT_FORMATS:
+        raise ConfigError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, not {value!r}")
+
+
+def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
+    """Read `conf/train.toml` (or `path`) and apply the command line's values."""
+    raw = _read_toml(path, "train.toml")
+    raw = dict(raw)
+    xgb = _build(XGBoostParams, raw.pop("xgboost", {}), "xgboost")
+    threshold = _build(ThresholdRule, raw.pop("threshold", {}), "threshold")
+    train = raw.pop("train", {})
+    if raw:
+        raise ConfigError(f"unknown section(s) in train config: {', '.join(sorted(raw))}")
+    cfg = _build(TrainConfig, {**train, **overrides, "xgboost": xgb, "threshold": threshold}, "train")
+    _check_format(cfg.input_format)
+    if not 0.0 < cfg.holdout_fraction < 1.0:
+        raise ConfigError(f"holdout_fraction must be between 0 and 1, not {cfg.holdout_fraction}")
+    if not 0.0 < cfg.undersampling_ratio <= 1.0:
+        raise ConfigError(f"undersampling_ratio must be in (0, 1], not {cfg.undersampling_ratio}")
+    if threshold.rule not in THRESHOLD_RULES:
+        rules = ", ".join(THRESHOLD_RULES)
+        raise ConfigError(f"threshold rule must be one of {rules}, not {threshold.rule!r}")
+    if not 0.0 < threshold.target <= 1.0:
+        raise ConfigError(f"threshold target must be in (0, 1], not {threshold.target}")
+    return cfg
+
+
+def load_score_config(path: Path | None = None, **overrides) -> ScoreConfig:
+    """Read `conf/score.toml` (or `path`) and apply the command line's values."""
+    raw = dict(_read_toml(path, "score.toml"))
+    score = raw.pop("score", {})
+    if raw:
+        raise ConfigError(f"unknown section(s) in score config: {', '.join(sorted(raw))}")
+    cfg = _build(ScoreConfig, {**score, **overrides}, "score")
+    _check_format(cfg.input_format)
+    if not 1 <= cfg.results_csv_decimals <= 17:
+        raise ConfigError(f"results_csv_decimals must be 1..17, not {cfg.results_csv_decimals}")
+    return cfg
+
+
+def as_dict(cfg) -> dict:
+    """The effective config as plain data, for the start-of-run log line and the manifest."""
+    return dataclasses.asdict(cfg)

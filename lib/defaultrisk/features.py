@@ -1,0 +1,53 @@
+"""The feature matrix: one code path from typed rows to XGBoost's input, for training and for scoring."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from defaultrisk.schema import CATEGORY, FEATURES, UUID, Feature
+
+# XGBoost feature types: categorical features are vocabulary codes, the rest are numbers.
+XGB_CATEGORICAL = "c"
+XGB_NUMERIC = "q"
+
+
+def model_input(df: DataFrame, features: Sequence[Feature] = FEATURES, keep: Sequence[str] = ()) -> DataFrame:
+    """`uuid` and the features in the model's order; numbers as double, categories as text.
+
+    `keep` names further columns passed through unchanged after the features (the label, in training).
+
+    This is the only shape sent to Python: flags and whole numbers arrive as doubles with NaN for
+    missing, so a batch's pandas dtypes never depend on which values it happens to hold.
+    """
+    return df.select(
+        F.col(UUID),
+        *[F.col(f.name) if f.kind == CATEGORY else F.col(f.name).cast("double") for f in features],
+        *[F.col(c) for c in keep],
+    )
+
+
+def xgb_feature_types(features: Sequence[Feature] = FEATURES) -> list[str]:
+    return [XGB_CATEGORICAL if f.kind == CATEGORY else XGB_NUMERIC for f in features]
+
+
+def feature_matrix(pdf: pd.DataFrame, features: Sequence[Feature] = FEATURES) -> np.ndarray:
+    """A float32 matrix, columns in the model's order, NaN for missing.
+
+    A category is its index in the schema's vocabulary; a value outside the vocabulary (a merchant
+    category first seen tonight) is NaN, which XGBoost treats as missing instead of failing.
+    """
+    matrix = np.empty((len(pdf), len(features)), dtype=np.float32)
+    for j, feature in enumerate(features):
+        column = pdf[feature.name]
+        if feature.kind == CATEGORY:
+            codes = pd.Categorical(column, categories=list(feature.values)).codes.astype(np.float32)
+            codes[codes < 0] = np.nan
+            matrix[:, j] = codes
+        else:
+            matrix[:, j] = pd.to_numeric(column, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+    return matrix

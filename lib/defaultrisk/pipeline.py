@@ -1,0 +1,173 @@
+"""Composition only: read -> validate -> features -> train or score -> write."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from defaultrisk import io
+from defaultrisk.config import ScoreConfig, TrainConfig, as_dict
+from defaultrisk.errors import InputError
+from defaultrisk.features import model_input
+from defaultrisk.model import ScoringModel, read_checked_model, save_model
+from defaultrisk.schema import (
+    DEFAULT,
+    MODEL_VERSION,
+    PD,
+    REASON,
+    REQUIRED_COLUMNS,
+    SCORED_AT,
+    SNAPSHOT_DATE,
+    UUID,
+)
+from defaultrisk.scoring import score_partitions
+from defaultrisk.train import fit
+from defaultrisk.validate import MISSING_TOKENS, rejected_rows, valid_rows, validate
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+TRAIN_REJECTS_DIR = "rejects"
+SUMMARY_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "mean_pd", "default_rate")
+_SKIPPED = "_skipped"  # a labelled row in an --unlabeled-only run: neither scored nor rejected
+
+
+def _count_outcomes(validated: DataFrame) -> dict[str, int]:
+    """Valid, rejected and skipped rows in one pass over the (persisted) validated frame."""
+    rows = validated.groupBy(F.col(REASON).isNull().alias("valid"), F.col(_SKIPPED)).count().collect()
+    counts = {"input_rows": 0, "valid_rows": 0, "rejected_rows": 0, "skipped_rows": 0}
+    for valid, skipped, n in rows:
+        if skipped:
+            counts["skipped_rows"] += n
+        else:
+            counts["input_rows"] += n
+            counts["valid_rows" if valid else "rejected_rows"] += n
+    return counts
+
+
+def _read_validated(spark: SparkSession, path: str, input_format: str, labelled: bool, skip_labelled: bool):
+    raw = io.read_raw(spark, path, input_format)
+    required = (*REQUIRED_COLUMNS, DEFAULT) if labelled else REQUIRED_COLUMNS
+    raw = io.select_known_columns(raw, required)
+    has_label = ~(F.col(DEFAULT).isNull() | F.upper(F.trim(F.col(DEFAULT))).isin(*MISSING_TOKENS))
+    skipped = has_label if skip_labelled else F.lit(False)
+    validated = validate(raw, labelled=labelled).withColumn(_SKIPPED, skipped)
+    return validated.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
+    """Train a model on the labelled rows of `cfg.input_path` and write the model directory."""
+    started = time.monotonic()
+    log.info("train config: %s", json.dumps(as_dict(cfg), default=str))
+    validated = _read_validated(spark, cfg.input_path, cfg.input_format, labelled=True, skip_labelled=False)
+    try:
+        counts = _count_outcomes(validated)
+        valid = valid_rows(validated.drop(_SKIPPED))
+        labelled = valid.filter(F.col(DEFAULT).isNotNull())
+        pdf = (
+            model_input(labelled, keep=(DEFAULT,))
+            .toPandas()
+            .sort_values(UUID, kind="stable")
+            .reset_index(drop=True)
+        )
+        counts["unlabelled_rows"] = counts["valid_rows"] - len(pdf)
+        result = fit(pdf, cfg)
+        model_dir = Path(cfg.model_dir)
+        rejects_path = None
+        if counts["rejected_rows"]:
+            rejects_path = str(model_dir / TRAIN_REJECTS_DIR)
+            rejected_rows(validated.drop(_SKIPPED)).write.mode("overwrite").parquet(rejects_path)
+    finally:
+        validated.unpersist()
+
+    manifest = save_model(
+        model_dir,
+        result.booster,
+        {
+            "threshold": result.threshold,
+            "calibration": result.calibration,
+            "row_counts": {**counts, **result.row_counts},
+            "metrics": {"holdout": result.metrics},
+            "training": {k: v for k, v in as_dict(cfg).items() if k not in ("input_path", "model_dir")},
+            "input_path": cfg.input_path,
+        },
+    )
+    metrics = {
+        "model_version": manifest["model_version"],
+        "holdout": result.metrics,
+        "threshold": result.threshold,
+        "calibration": result.calibration,
+        "row_counts": manifest["row_counts"],
+    }
+    (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return {
+        "model_version": manifest["model_version"],
+        "model_dir": str(model_dir),
+        **{k: manifest["row_counts"][k] for k in ("input_rows", "rejected_rows", "unlabelled_rows")},
+        "training_rows": result.row_counts["labelled_rows"],
+        "holdout": {k: result.metrics[k] for k in SUMMARY_METRICS},
+        "threshold": result.threshold["value"],
+        "rejects": rejects_path,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
+    """Score one snapshot: replace its partition in the scored table and the rejects, write results.csv."""
+    started = time.monotonic()
+    log.info("score config: %s", json.dumps(as_dict(cfg), default=str))
+    model_bytes, manifest = read_checked_model(cfg.model_dir)
+    ScoringModel.from_bytes(model_bytes, manifest)  # fails here, on the driver, before any task runs
+    if cfg.snapshot_date is None:
+        raise InputError("a snapshot date is required")
+
+    validated = _read_validated(
+        spark, cfg.input_path, cfg.input_format, labelled=False, skip_labelled=cfg.unlabeled_only
+    )
+    try:
+        counts = _count_outcomes(validated)
+        considered = validated.filter(~F.col(_SKIPPED)).drop(_SKIPPED)
+        snapshot = F.lit(cfg.snapshot_date).cast("date").alias(SNAPSHOT_DATE)
+        scored = score_partitions(valid_rows(considered), model_bytes, manifest).select(
+            "*",
+            F.lit(manifest["model_version"]).alias(MODEL_VERSION),
+            F.lit(datetime.now(UTC)).cast("timestamp").alias(SCORED_AT),
+            snapshot,
+        )
+        partition = io.write_partition(scored, cfg.output_dir, cfg.snapshot_date, counts["valid_rows"])
+        rejects = rejected_rows(considered).select("*", snapshot)
+        rejects_partition = io.write_partition(
+            rejects, cfg.effective_rejects_dir, cfg.snapshot_date, counts["rejected_rows"]
+        )
+    finally:
+        validated.unpersist()
+
+    if cfg.results_csv:
+        written = (
+            spark.read.parquet(partition).select(UUID, PD)
+            if counts["valid_rows"]
+            else spark.createDataFrame([], f"{UUID} string, {PD} double")
+        )
+        io.write_results_csv(written, cfg.results_csv, cfg.results_csv_decimals)
+    summary = {
+        "snapshot_date": cfg.snapshot_date.isoformat(),
+        "model_version": manifest["model_version"],
+        "input_rows": counts["input_rows"],
+        "scored_rows": counts["valid_rows"],
+        "rejected_rows": counts["rejected_rows"],
+        "table": cfg.output_dir,
+        "partition": partition,
+        "rejects": rejects_partition,
+        "results_csv": cfg.results_csv,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    if cfg.unlabeled_only:
+        summary["skipped_labelled_rows"] = counts["skipped_rows"]
+    return summary
