@@ -5,6 +5,7 @@ Paths go through Hadoop's FileSystem API, so the same code writes to a local dis
 
 from __future__ import annotations
 
+import csv
 import logging
 import uuid as uuidlib
 from datetime import date
@@ -12,7 +13,6 @@ from datetime import date
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from defaultrisk.errors import InputError, OutputError
 from defaultrisk.schema import INPUT_COLUMNS, PD, RAW_LINE, SNAPSHOT_DATE, UUID
@@ -20,7 +20,6 @@ from defaultrisk.schema import INPUT_COLUMNS, PD, RAW_LINE, SNAPSHOT_DATE, UUID
 log = logging.getLogger(__name__)
 
 CSV_SEPARATOR = ";"
-CORRUPT_RECORD = "_corrupt_record"
 _BOM = "\ufeff"
 
 
@@ -40,8 +39,8 @@ def read_raw(spark: SparkSession, path: str, input_format: str = "auto") -> Data
     """Read a customer table with every column as text, exactly as given, plus `raw_line`.
 
     `raw_line` holds the whole line of a CSV row that does not have the header's number of fields
-    (a truncated line, a wrong separator); it is null for well-formed rows and for Parquet.
-    Column names are cleaned of a UTF-8 byte-order mark and surrounding spaces.
+    (a truncated line, a stray separator); it is null for well-formed rows and for Parquet.
+    A UTF-8 byte-order mark, CRLF line ends and blank lines are taken in stride.
     """
     fmt = resolve_format(path, input_format)
     try:
@@ -59,29 +58,31 @@ def read_raw(spark: SparkSession, path: str, input_format: str = "auto") -> Data
 
 
 def _read_csv(spark: SparkSession, path: str) -> DataFrame:
-    reader = (
-        spark.read.option("sep", CSV_SEPARATOR)
-        .option("quote", '"')
-        .option("escape", '"')
-        .option("encoding", "UTF-8")
-    )
-    header = reader.option("header", True).csv(path).columns
-    names = [c.replace(_BOM, "").strip() for c in header]
-    if not names:
+    """Parse the original format line by line, so a line with the wrong number of fields is caught.
+
+    Spark's CSV reader silently pads a short line with nulls; here every line is kept as text beside
+    its parsed fields, and its field count (separators outside quotes, plus one) is checked.
+    """
+    lines = spark.read.text(path).select(F.regexp_replace("value", f"^{_BOM}", "").alias("line"))
+    lines = lines.filter(F.trim("line") != "")
+    first = lines.first()
+    if first is None:
         raise InputError(f"input {path} is empty: no header line")
-    schema = T.StructType(
-        [T.StructField(name, T.StringType(), True) for name in names]
-        + [T.StructField(CORRUPT_RECORD, T.StringType(), True)]
+    header = first["line"]
+    names = [name.strip() for name in next(csv.reader([header], delimiter=CSV_SEPARATOR, quotechar='"'))]
+    ddl = ", ".join(f"`{name.replace('`', '``')}` STRING" for name in names)
+    fields = F.size(F.split(F.regexp_replace("line", '"[^"]*"', ""), CSV_SEPARATOR, -1))
+    parsed = F.from_csv(
+        "line", ddl, {"sep": CSV_SEPARATOR, "quote": '"', "escape": '"', "mode": "PERMISSIVE"}
     )
-    df = (
-        reader.schema(schema)
-        .option("header", True)
-        .option("enforceSchema", True)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-        .csv(path)
+    return (
+        lines.filter(F.col("line") != header)
+        .select(
+            parsed.alias("fields"),
+            F.when(fields != len(names), F.col("line")).alias(RAW_LINE),
+        )
+        .select(*[F.col("fields").getField(name).alias(name) for name in names], RAW_LINE)
     )
-    return df.withColumnRenamed(CORRUPT_RECORD, RAW_LINE)
 
 
 def select_known_columns(df: DataFrame, required: tuple[str, ...]) -> DataFrame:
