@@ -18,11 +18,13 @@ Config = TypeVar("Config")
 
 
 def configure_logging() -> None:
+    """The product logs at INFO to stderr; libraries (py4j, Spark's Python side) only warnings."""
     logging.basicConfig(
-        level=logging.INFO,
+        level=logging.WARNING,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log.setLevel(logging.INFO)
 
 
 def run_job(
@@ -38,21 +40,24 @@ def run_job(
     """
     configure_logging()
     own_session = spark is None
+    summary, code, reason = None, EXIT_OK, ""
     try:
         cfg = load_config()
         if own_session:
             spark = build_session(app_name)
         summary = pipeline(spark, cfg)
     except DefaultRiskError as exc:
-        print(f"{app_name}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        code, reason = exc.exit_code, f"{app_name}: error: {exc}"
     except Exception as exc:
         log.exception("%s failed", app_name)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"{app_name}: failed: {type(exc).__name__}: {first}", file=sys.stderr)
-        return EXIT_FAILURE
+        code, reason = EXIT_FAILURE, f"{app_name}: failed: {type(exc).__name__}: {first}"
     finally:
         if own_session and spark is not None:
             spark.stop()
+    # After the session has stopped, so the reason or the summary is the last line of its stream.
+    if code != EXIT_OK:
+        print(reason, file=sys.stderr, flush=True)
+        return code
     print(json.dumps(summary, default=str), flush=True)
     return EXIT_OK

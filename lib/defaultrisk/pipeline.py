@@ -29,7 +29,7 @@ from defaultrisk.schema import (
 )
 from defaultrisk.scoring import score_partitions
 from defaultrisk.train import fit
-from defaultrisk.validate import MISSING_TOKENS, rejected_rows, valid_rows, validate
+from defaultrisk.validate import MISSING_TOKENS, RAW, rejected_rows, valid_rows, validate
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ def _read_validated(spark: SparkSession, path: str, input_format: str, labelled:
     raw = io.read_raw(spark, path, input_format)
     required = (*REQUIRED_COLUMNS, DEFAULT) if labelled else REQUIRED_COLUMNS
     raw = io.select_known_columns(raw, required)
-    has_label = ~(F.col(DEFAULT).isNull() | F.upper(F.trim(F.col(DEFAULT))).isin(*MISSING_TOKENS))
+    label_text = F.col(RAW)[DEFAULT]
+    has_label = ~(label_text.isNull() | F.upper(F.trim(label_text)).isin(*MISSING_TOKENS))
     skipped = has_label if skip_labelled else F.lit(False)
     validated = validate(raw, labelled=labelled).withColumn(_SKIPPED, skipped)
     return validated.persist(StorageLevel.MEMORY_AND_DISK)

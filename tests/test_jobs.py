@@ -1,0 +1,235 @@
+"""The jobs through their command line: outputs, the run summary, reruns and exit codes."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from defaultrisk.errors import EXIT_INPUT, EXIT_MODEL, EXIT_USAGE
+from defaultrisk.sample import make_history, write_original_csv
+from defaultrisk.schema import INPUT_COLUMNS
+
+from rows import row, write_csv
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "jobs"))
+import score as score_job  # noqa: E402
+import train as train_job  # noqa: E402
+
+SMALL_TRAIN_TOML = """
+[train]
+seed = 7
+[xgboost]
+n_estimators = 30
+max_depth = 3
+learning_rate = 0.2
+"""
+
+
+def _summary(capsys) -> dict:
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1])
+
+
+def _score(spark, capsys, model_dir, input_path, output, date, *extra) -> tuple[int, dict | None, str]:
+    argv = ["--input", str(input_path), "--model-dir", str(model_dir), "--output", str(output)]
+    code = score_job.main([*argv, "--snapshot-date", date, *extra], spark=spark)
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    return code, (json.loads(lines[-1]) if code == 0 else None), captured.err
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_train_job_writes_model_manifest_and_metrics(spark, history, tmp_path, capsys):
+    config = tmp_path / "train.toml"
+    config.write_text(SMALL_TRAIN_TOML)
+    model_dir = tmp_path / "model"
+    code = train_job.main(
+        ["--input", str(history[0]), "--model-dir", str(model_dir), "--config", str(config)], spark=spark
+    )
+    assert code == 0
+    summary = _summary(capsys)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert summary["model_version"] == manifest["model_version"]
+    assert manifest["training"]["xgboost"]["n_estimators"] == 30
+    assert (model_dir / "model.json").is_file()
+    assert (model_dir / "metrics.json").is_file()
+
+
+def test_score_job_writes_table_rejects_results_and_reconciles(spark, trained, snapshot, tmp_path, capsys):
+    path, frame, info = snapshot
+    results = tmp_path / "results.csv"
+    code, summary, _ = _score(
+        spark, capsys, trained[0], path, tmp_path / "scored", "2026-11-21", "--results-csv", str(results)
+    )
+    assert code == 0
+    assert summary["input_rows"] == len(frame)
+    assert summary["input_rows"] == summary["scored_rows"] + summary["rejected_rows"]
+    assert summary["rejected_rows"] == info["expected_rejected_rows"]
+
+    table = pq.read_table(tmp_path / "scored" / "snapshot_date=2026-11-21")
+    assert table.num_rows == summary["scored_rows"]
+    assert set(table.column_names) >= {"uuid", "pd", "is_high_risk", "model_version", "scored_at"}
+    assert str(table.schema.field("scored_at").type) == "timestamp[us, tz=UTC]"
+    assert set(table.column("model_version").to_pylist()) == {summary["model_version"]}
+
+    rejects = pq.read_table(tmp_path / "scored" / "_rejects" / "snapshot_date=2026-11-21")
+    assert rejects.num_rows == summary["rejected_rows"]
+    assert all(rejects.column("reason").to_pylist())
+
+    lines = results.read_text().splitlines()
+    assert lines[0] == "uuid;pd"
+    assert len(lines) - 1 == summary["scored_rows"]
+    uuids = [line.split(";")[0] for line in lines[1:]]
+    assert uuids == sorted(uuids)
+    by_uuid = dict(zip(table.column("uuid").to_pylist(), table.column("pd").to_pylist(), strict=True))
+    first_uuid, first_pd = lines[1].split(";")
+    assert float(first_pd) == pytest.approx(by_uuid[first_uuid], abs=1e-10)
+    assert "E" not in results.read_text()
+
+
+def test_rerun_replaces_its_date_and_leaves_other_dates_byte_identical(
+    spark, trained, snapshot, tmp_path, capsys
+):
+    output = tmp_path / "scored"
+    for date in ("2026-11-21", "2026-11-22"):
+        assert _score(spark, capsys, trained[0], snapshot[0], output, date)[0] == 0
+    other = output / "snapshot_date=2026-11-21"
+    other_rejects = output / "_rejects" / "snapshot_date=2026-11-21"
+    before, before_rejects = _digest(other), _digest(other_rejects)
+    rerun = output / "snapshot_date=2026-11-22"
+    files_before = set(_digest(rerun))
+
+    code, summary, _ = _score(spark, capsys, trained[0], snapshot[0], output, "2026-11-22")
+    assert code == 0
+    assert _digest(other) == before
+    assert _digest(other_rejects) == before_rejects
+    assert set(_digest(rerun)) != files_before  # a fresh write, not an append
+    assert pq.read_table(rerun).num_rows == summary["scored_rows"]
+
+
+def test_rerun_with_every_row_rejected_empties_that_date(spark, trained, snapshot, tmp_path, capsys):
+    output = tmp_path / "scored"
+    assert _score(spark, capsys, trained[0], snapshot[0], output, "2026-11-21")[0] == 0
+    bad = write_csv(tmp_path / "bad.csv", [row(1, age="7"), row(2, age="8")])
+    code, summary, _ = _score(spark, capsys, trained[0], bad, output, "2026-11-21")
+    assert code == 0
+    assert (summary["scored_rows"], summary["rejected_rows"]) == (0, 2)
+    assert not (output / "snapshot_date=2026-11-21").exists()
+    assert pq.read_table(output / "_rejects" / "snapshot_date=2026-11-21").num_rows == 2
+
+
+def test_unlabeled_only_scores_just_the_rows_without_a_default(spark, trained, tmp_path, capsys):
+    frame, _ = make_history(1000, seed=9, unlabeled_fraction=0.3)
+    path = tmp_path / "dataset.csv"
+    write_original_csv(frame, path)
+    unlabelled = int(frame["default"].isna().sum())
+    code, summary, _ = _score(
+        spark, capsys, trained[0], path, tmp_path / "scored", "2026-11-21", "--unlabeled-only"
+    )
+    assert code == 0
+    assert summary["input_rows"] == unlabelled
+    assert summary["scored_rows"] + summary["rejected_rows"] == unlabelled
+    assert summary["skipped_labelled_rows"] == len(frame) - unlabelled
+
+
+def test_missing_columns_exit_3_naming_them_and_write_nothing(spark, trained, tmp_path, capsys):
+    columns = [c for c in INPUT_COLUMNS if c not in ("age", "time_hours")]
+    path = write_csv(tmp_path / "t.csv", [row(1)], columns=columns)
+    code, _, err = _score(spark, capsys, trained[0], path, tmp_path / "scored", "2026-11-21")
+    assert code == EXIT_INPUT
+    assert "age" in err.strip().splitlines()[-1]
+    assert "time_hours" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "scored").exists()
+
+
+def test_tampered_model_exits_4_before_anything_is_written(spark, trained, snapshot, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained[0], model_dir)
+    with (model_dir / "model.json").open("a") as fh:
+        fh.write(" ")
+    code, _, err = _score(spark, capsys, model_dir, snapshot[0], tmp_path / "scored", "2026-11-21")
+    assert code == EXIT_MODEL
+    assert "does not match its manifest" in err
+    assert not (tmp_path / "scored").exists()
+
+
+def test_unreadable_input_exits_3(spark, trained, tmp_path, capsys):
+    code, _, err = _score(
+        spark, capsys, trained[0], tmp_path / "nowhere.csv", tmp_path / "scored", "2026-11-21"
+    )
+    assert code == EXIT_INPUT
+    assert "cannot read input" in err
+
+
+def test_bad_config_exits_2(spark, trained, snapshot, tmp_path, capsys):
+    config = tmp_path / "score.toml"
+    config.write_text("[score]\nresults_csv_decimal = 4\n")
+    code, _, err = _score(
+        spark, capsys, trained[0], snapshot[0], tmp_path / "scored", "2026-11-21", "--config", str(config)
+    )
+    assert code == EXIT_USAGE
+    assert "results_csv_decimal" in err
+
+
+def test_bad_date_is_a_usage_error():
+    with pytest.raises(SystemExit) as excinfo:
+        score_job.parse_args(
+            ["--input", "x", "--model-dir", "m", "--output", "o", "--snapshot-date", "21/11/2026"]
+        )
+    assert excinfo.value.code == EXIT_USAGE
+
+
+@pytest.mark.slow
+def test_jobs_run_as_scripts_with_exit_codes_and_a_summary_line(tmp_path):
+    frame, _ = make_history(8000, seed=4)
+    history = tmp_path / "history.csv"
+    write_original_csv(frame, history)
+    config = tmp_path / "train.toml"
+    config.write_text(SMALL_TRAIN_TOML)
+    env_python = sys.executable
+
+    def run(*args):
+        return subprocess.run(
+            [env_python, *args], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    trained = run(
+        "jobs/train.py",
+        "--input",
+        str(history),
+        "--model-dir",
+        str(tmp_path / "model"),
+        "--config",
+        str(config),
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    version = json.loads(trained.stdout.strip().splitlines()[-1])["model_version"]
+
+    common = ["--input", str(history), "--snapshot-date", "2026-11-21"]
+    outputs = ["--output", str(tmp_path / "scored"), "--results-csv", str(tmp_path / "results.csv")]
+    scored = run("jobs/score.py", *common, "--model-dir", str(tmp_path / "model"), *outputs)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    summary = json.loads(scored.stdout.strip().splitlines()[-1])
+    assert summary["model_version"] == version
+    assert summary["scored_rows"] == len(frame)
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == len(frame) + 1
+
+    refused = run(
+        "jobs/score.py", *common, "--model-dir", str(tmp_path / "absent"), "--output", str(tmp_path / "o2")
+    )
+    assert refused.returncode == EXIT_MODEL
+    assert refused.stderr.strip().splitlines()[-1].startswith("score: error: no manifest.json")
+    assert refused.stdout == ""

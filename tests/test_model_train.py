@@ -1,0 +1,152 @@
+import hashlib
+import json
+import pickle
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from defaultrisk.config import ThresholdRule
+from defaultrisk.errors import ModelError
+from defaultrisk.features import feature_matrix
+from defaultrisk.model import MANIFEST_FILE, MODEL_FILE, load_model, prior_correction, read_checked_model
+from defaultrisk.sample import make_history
+from defaultrisk.schema import DEFAULT
+from defaultrisk.train import choose_threshold, fit, undersample
+
+from conftest import small_train_config
+
+
+def test_prior_correction_is_the_identity_without_undersampling_and_shrinks_odds_with_it():
+    p = np.array([0.0, 0.1, 0.5, 0.9, 1.0])
+    np.testing.assert_allclose(prior_correction(p, 1.0), p)
+    corrected = prior_correction(p, 0.05)
+    odds = corrected[1:-1] / (1 - corrected[1:-1])
+    np.testing.assert_allclose(odds, 0.05 * p[1:-1] / (1 - p[1:-1]))
+    assert corrected[0] == 0.0
+    assert corrected[-1] == pytest.approx(1.0)
+
+
+def test_undersampling_reaches_the_configured_ratio():
+    labels = np.array([1] * 30 + [0] * 970)
+    kept = undersample(labels, ratio=0.1, seed=1)
+    assert int(labels[kept].sum()) == 30
+    assert int((labels[kept] == 0).sum()) == 300
+    assert np.all(np.diff(kept) > 0)
+
+
+@pytest.mark.parametrize(("rule", "target"), [("target_precision", 0.6), ("target_recall", 0.5)])
+def test_threshold_rule_picks_the_extreme_threshold_meeting_its_target(rule, target):
+    rng = np.random.default_rng(0)
+    labels = (rng.random(1500) < 0.05).astype(int)
+    pds = np.clip(labels * 0.3 + rng.random(1500) * 0.7, 0, 1)
+    chosen = choose_threshold(labels, pds, ThresholdRule(rule=rule, target=target))
+    assert chosen["rule_met"]
+    candidates = np.unique(pds)
+    flagged = pds[None, :] >= candidates[:, None]  # one row per candidate threshold
+    true_positives = (flagged & (labels[None, :] == 1)).sum(axis=1)
+    precision = true_positives / flagged.sum(axis=1)
+    recall = true_positives / labels.sum()
+    if rule == "target_precision":
+        expected = candidates[(precision >= target) & (recall > 0)].min()
+    else:
+        expected = candidates[recall >= target].max()
+    assert chosen["value"] == pytest.approx(expected)
+
+
+def test_unreachable_precision_falls_back_to_best_f1_and_says_so():
+    labels = np.array([0, 1, 0, 1, 0, 0])
+    pds = np.array([0.9, 0.1, 0.8, 0.2, 0.7, 0.6])
+    chosen = choose_threshold(labels, pds, ThresholdRule(rule="target_precision", target=0.99))
+    assert chosen["rule_met"] is False
+
+
+def test_training_corrects_pd_back_to_the_base_rate(trained, manifest):
+    holdout = manifest["metrics"]["holdout"]
+    assert holdout["mean_pd"] == pytest.approx(holdout["default_rate"], rel=0.25)
+    # Undersampling to 1:10 inflates the raw score about sevenfold; the correction must undo it.
+    assert holdout["mean_pd_before_correction"] > 4 * holdout["default_rate"]
+    assert holdout["roc_auc"] > 0.8
+
+
+def test_manifest_records_what_scoring_and_audits_need(trained, manifest):
+    model_dir, summary = trained
+    assert manifest["model_version"] == summary["model_version"]
+    assert manifest["model_format"] == "xgboost-json"
+    assert len(manifest["features"]) == 41
+    assert manifest["calibration"]["method"] == "prior_correction"
+    assert 0 < manifest["calibration"]["negative_sampling_rate"] < 1
+    assert manifest["row_counts"]["input_rows"] == manifest["row_counts"]["labelled_rows"]
+    assert {"xgboost-cpu", "pandas", "python"} <= set(manifest["library_versions"])
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["holdout"] == manifest["metrics"]["holdout"]
+    assert json.loads((model_dir / MODEL_FILE).read_text())["learner"]  # XGBoost's own JSON
+
+
+def test_threshold_meets_its_precision_target_on_the_holdout(manifest):
+    holdout = manifest["metrics"]["holdout"]
+    threshold = manifest["threshold"]
+    if threshold["rule_met"]:
+        assert holdout["precision_at_threshold"] >= threshold["target"]
+    assert holdout["threshold"] == threshold["value"]
+
+
+def test_same_input_and_seed_give_the_same_model(tmp_path):
+    frame, _ = make_history(6000, seed=21)
+    pdf = frame.copy()
+    pdf[DEFAULT] = pdf[DEFAULT].astype(int)
+    cfg = small_train_config(tmp_path / "in.csv", tmp_path / "m")
+    first, second = fit(pdf, cfg), fit(pdf, cfg)
+    assert bytes(first.booster.save_raw("json")) == bytes(second.booster.save_raw("json"))
+    other = fit(pdf, replace(cfg, seed=cfg.seed + 1))
+    assert bytes(other.booster.save_raw("json")) != bytes(first.booster.save_raw("json"))
+
+
+def _copy_model(trained, tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(trained[0], target)
+    return target
+
+
+def test_loaded_model_scores_like_the_booster(model, history):
+    _, frame, _ = history
+    matrix = feature_matrix(frame.head(50))
+    raw = model.booster.inplace_predict(matrix)
+    np.testing.assert_allclose(model.predict_pd(matrix), prior_correction(raw, model.negative_sampling_rate))
+
+
+def test_tampered_model_file_is_refused(trained, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    text = (model_dir / MODEL_FILE).read_text()
+    (model_dir / MODEL_FILE).write_text(text.replace('"base_score":"', '"base_score":"1', 1))
+    with pytest.raises(ModelError, match="does not match its manifest"):
+        read_checked_model(model_dir)
+
+
+def test_a_pickle_is_refused_even_with_a_matching_hash(trained, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    payload = pickle.dumps({"not": "a model"})
+    (model_dir / MODEL_FILE).write_bytes(payload)
+    manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
+    manifest["model_sha256"] = hashlib.sha256(payload).hexdigest()
+    (model_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="pickle"):
+        load_model(model_dir)
+
+
+def test_a_model_trained_on_other_features_is_refused(trained, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
+    manifest["features"] = [f for f in manifest["features"] if f["name"] != "age"]
+    manifest["features"][0]["kind"] = "numeric"
+    (model_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="missing age; changed account_amount_added_12_24m"):
+        read_checked_model(model_dir)
+
+
+def test_a_missing_manifest_is_refused(trained, tmp_path):
+    model_dir = _copy_model(trained, tmp_path)
+    (model_dir / MANIFEST_FILE).unlink()
+    with pytest.raises(ModelError, match=r"no manifest\.json"):
+        read_checked_model(model_dir)

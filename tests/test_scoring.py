@@ -1,0 +1,97 @@
+import numpy as np
+import pandas as pd
+import pytest
+from chispa import assert_df_equality
+
+from defaultrisk import io
+from defaultrisk.features import model_input
+from defaultrisk.schema import IS_HIGH_RISK, PD, REQUIRED_COLUMNS, UUID
+from defaultrisk.scoring import SCORE_SCHEMA, score_frame, score_partitions
+from defaultrisk.validate import valid_rows, validate
+
+from rows import row, write_csv
+
+
+@pytest.fixture(scope="module")
+def valid_snapshot(spark, snapshot):
+    raw = io.select_known_columns(io.read_raw(spark, str(snapshot[0])), REQUIRED_COLUMNS)
+    return valid_rows(validate(raw)).cache()
+
+
+def _payload(trained):
+    from defaultrisk.model import read_checked_model
+
+    return read_checked_model(trained[0])
+
+
+def _udf_scores(df, trained):
+    model_bytes, manifest = _payload(trained)
+    return score_partitions(df, model_bytes, manifest)
+
+
+def _core_scores(spark, df, model):
+    expected = score_frame(model_input(df).toPandas(), model)
+    return spark.createDataFrame(expected, SCORE_SCHEMA)
+
+
+def test_udf_pd_equals_score_frame_exactly(spark, valid_snapshot, trained, model):
+    got = _udf_scores(valid_snapshot, trained)
+    assert_df_equality(got, _core_scores(spark, valid_snapshot, model), ignore_row_order=True)
+    assert got.count() == valid_snapshot.count()
+
+
+def test_nulls_and_unseen_categories_score_without_error(spark, tmp_path, trained, model):
+    rows = [
+        row(1),
+        row(2, merchant_category="Space travel", merchant_group="Moon goods", name_in_email="???"),
+        row(3, **{c: "NA" for c in ("age", "has_paid", "num_unpaid_bills", "account_status")}),
+    ]
+    raw = io.select_known_columns(
+        io.read_raw(spark, str(write_csv(tmp_path / "t.csv", rows))), REQUIRED_COLUMNS
+    )
+    valid = valid_rows(validate(raw))
+    got = _udf_scores(valid, trained)
+    assert_df_equality(got, _core_scores(spark, valid, model), ignore_row_order=True)
+    pds = [r[PD] for r in got.collect()]
+    assert len(pds) == 3
+    assert all(0.0 < p < 1.0 for p in pds)
+
+
+def test_scores_do_not_depend_on_partitions_or_empty_partitions(spark, valid_snapshot, trained):
+    few = valid_snapshot.limit(5)
+    one = _udf_scores(few.coalesce(1), trained)
+    spread = _udf_scores(few.repartition(12), trained)  # most of the 12 partitions are empty
+    assert_df_equality(one, spread, ignore_row_order=True)
+    assert spread.count() == 5
+
+
+def test_scores_do_not_depend_on_the_arrow_batch_size(spark, valid_snapshot, trained):
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    previous = spark.conf.get(key)
+    try:
+        spark.conf.set(key, "7")
+        small = _udf_scores(valid_snapshot, trained).toPandas()
+        spark.conf.set(key, "5000")
+        large = _udf_scores(valid_snapshot, trained).toPandas()
+    finally:
+        spark.conf.set(key, previous)
+    pd.testing.assert_frame_equal(
+        small.sort_values(UUID).reset_index(drop=True), large.sort_values(UUID).reset_index(drop=True)
+    )
+
+
+def test_empty_input_gives_empty_scores(spark, valid_snapshot, trained):
+    assert _udf_scores(valid_snapshot.limit(0), trained).count() == 0
+
+
+def test_score_frame_flags_exactly_the_pds_at_or_above_the_threshold(valid_snapshot, model):
+    scores = score_frame(model_input(valid_snapshot).toPandas(), model)
+    assert scores.columns.tolist() == [UUID, PD, IS_HIGH_RISK]
+    np.testing.assert_array_equal(scores[IS_HIGH_RISK].to_numpy(), scores[PD].to_numpy() >= model.threshold)
+    assert scores[PD].between(0, 1).all()
+
+
+def test_score_frame_on_an_empty_frame(valid_snapshot, model):
+    scores = score_frame(model_input(valid_snapshot).limit(0).toPandas(), model)
+    assert len(scores) == 0
+    assert scores.columns.tolist() == [UUID, PD, IS_HIGH_RISK]
