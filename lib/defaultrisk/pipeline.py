@@ -134,6 +134,7 @@ def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
     )
     try:
         counts = _count_outcomes(validated)
+        log.info("validated in %.1fs: %s", time.monotonic() - started, json.dumps(counts))
         considered = validated.filter(~F.col(_SKIPPED)).drop(_SKIPPED)
         snapshot = F.lit(cfg.snapshot_date).cast("date").alias(SNAPSHOT_DATE)
         scored = score_partitions(valid_rows(considered), model_bytes, manifest).select(
@@ -143,10 +144,12 @@ def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
             snapshot,
         )
         partition = io.write_partition(scored, cfg.output_dir, cfg.snapshot_date, counts["valid_rows"])
+        log.info("scored %d rows into %s at %.1fs", counts["valid_rows"], partition, time.monotonic() - started)
         rejects = rejected_rows(considered).select("*", snapshot)
         rejects_partition = io.write_partition(
             rejects, cfg.effective_rejects_dir, cfg.snapshot_date, counts["rejected_rows"]
         )
+        log.info("wrote %d rejected rows into %s", counts["rejected_rows"], rejects_partition)
     finally:
         validated.unpersist()
 
