@@ -144,7 +144,9 @@ def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
             snapshot,
         )
         partition = io.write_partition(scored, cfg.output_dir, cfg.snapshot_date, counts["valid_rows"])
-        log.info("scored %d rows into %s at %.1fs", counts["valid_rows"], partition, time.monotonic() - started)
+        log.info(
+            "scored %d rows into %s at %.1fs", counts["valid_rows"], partition, time.monotonic() - started
+        )
         rejects = rejected_rows(considered).select("*", snapshot)
         rejects_partition = io.write_partition(
             rejects, cfg.effective_rejects_dir, cfg.snapshot_date, counts["rejected_rows"]
