@@ -85,6 +85,12 @@ def test_score_job_writes_table_rejects_results_and_reconciles(spark, trained, s
     assert str(table.schema.field("scored_at").type) == "timestamp[us, tz=UTC]"
     assert set(table.column("model_version").to_pylist()) == {summary["model_version"]}
 
+    marker = json.loads((tmp_path / "scored" / "snapshot_date=2026-11-21" / "_SUCCESS").read_text())
+    assert marker["run_id"] == summary["run_id"]
+    assert marker["scored_rows"] == summary["scored_rows"]
+    assert sorted(p.name for p in (tmp_path / "scored").iterdir()) == ["_rejects", "snapshot_date=2026-11-21"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("results")) == ["results.csv"]
+
     rejects = pq.read_table(tmp_path / "scored" / "_rejects" / "snapshot_date=2026-11-21")
     assert rejects.num_rows == summary["rejected_rows"]
     assert all(rejects.column("reason").to_pylist())
@@ -127,7 +133,9 @@ def test_rerun_with_every_row_rejected_empties_that_date(spark, trained, snapsho
     code, summary, _ = _score(spark, capsys, trained[0], bad, output, "2026-11-21")
     assert code == 0
     assert (summary["scored_rows"], summary["rejected_rows"]) == (0, 2)
-    assert not (output / "snapshot_date=2026-11-21").exists()
+    partition = output / "snapshot_date=2026-11-21"
+    assert [p.name for p in partition.iterdir()] == ["_SUCCESS"]
+    assert json.loads((partition / "_SUCCESS").read_text())["scored_rows"] == 0
     assert pq.read_table(output / "_rejects" / "snapshot_date=2026-11-21").num_rows == 2
 
 
@@ -233,3 +241,58 @@ def test_jobs_run_as_scripts_with_exit_codes_and_a_summary_line(tmp_path):
     assert refused.returncode == EXIT_MODEL
     assert refused.stderr.strip().splitlines()[-1].startswith("score: error: no manifest.json")
     assert refused.stdout == ""
+
+
+def test_a_run_failing_after_scoring_leaves_the_old_partitions_byte_identical(
+    spark, trained, snapshot, tmp_path, capsys
+):
+    output = tmp_path / "scored"
+    results = tmp_path / "results.csv"
+    assert (
+        _score(spark, capsys, trained[0], snapshot[0], output, "2026-11-21", "--results-csv", str(results))[0]
+        == 0
+    )
+    before = _digest(output)
+    results_before = results.read_bytes()
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the results folder should be")
+    smaller = write_csv(tmp_path / "smaller.csv", [row(1), row(2, age="7")])
+    code, _, err = _score(
+        spark,
+        capsys,
+        trained[0],
+        smaller,
+        output,
+        "2026-11-21",
+        "--results-csv",
+        str(blocked / "results.csv"),
+    )
+    assert code != 0
+    assert err.strip().splitlines()[-1].startswith("score:")
+    assert _digest(output) == before  # neither the scores nor the rejects moved; staging cleaned up
+    assert results.read_bytes() == results_before
+
+
+def test_scoring_twice_gives_identical_rows_and_results_bytes(spark, trained, snapshot, tmp_path, capsys):
+    key_batch, key_shuffle = "spark.sql.execution.arrow.maxRecordsPerBatch", "spark.sql.shuffle.partitions"
+    saved = spark.conf.get(key_batch), spark.conf.get(key_shuffle)
+    runs = []
+    try:
+        for batch, shuffle in (("10000", "2"), ("97", "7")):
+            spark.conf.set(key_batch, batch)
+            spark.conf.set(key_shuffle, shuffle)
+            out = tmp_path / f"run-{batch}"
+            results = out / "results.csv"
+            assert (
+                _score(
+                    spark, capsys, trained[0], snapshot[0], out, "2026-11-21", "--results-csv", str(results)
+                )[0]
+                == 0
+            )
+            table = pq.read_table(out / "snapshot_date=2026-11-21").drop(["scored_at"]).sort_by("uuid")
+            runs.append((table, results.read_bytes()))
+    finally:
+        spark.conf.set(key_batch, saved[0])
+        spark.conf.set(key_shuffle, saved[1])
+    assert runs[0][0].equals(runs[1][0])
+    assert runs[0][1] == runs[1][1]

@@ -1,12 +1,20 @@
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
 from chispa import assert_df_equality
 
 from defaultrisk import io
+from defaultrisk.errors import ModelError
 from defaultrisk.features import model_input
 from defaultrisk.schema import IS_HIGH_RISK, PD, REQUIRED_COLUMNS, UUID
-from defaultrisk.scoring import SCORE_SCHEMA, score_frame, score_partitions
+from defaultrisk.scoring import (
+    SCORE_SCHEMA,
+    check_executor_libraries,
+    score_frame,
+    score_partitions,
+    worker_model,
+)
 from defaultrisk.validate import valid_rows, validate
 
 from rows import row, write_csv
@@ -95,3 +103,19 @@ def test_score_frame_on_an_empty_frame(valid_snapshot, model):
     scores = score_frame(model_input(valid_snapshot).limit(0).toPandas(), model)
     assert len(scores) == 0
     assert scores.columns.tolist() == [UUID, PD, IS_HIGH_RISK]
+
+
+def test_an_executor_with_another_xgboost_is_refused(spark, monkeypatch):
+    check_executor_libraries(spark)  # the local executors run the driver's interpreter
+    monkeypatch.setattr(xgb, "__version__", "0.0-not-the-executors")
+    with pytest.raises(
+        ModelError, match=r"executors run XGBoost .* but the driver runs 0\.0-not-the-executors"
+    ):
+        check_executor_libraries(spark)
+
+
+def test_a_worker_refuses_a_model_checked_under_another_xgboost(trained):
+    model_bytes, manifest = _payload(trained)
+    with pytest.raises(ModelError, match=r"the driver 0\.0-elsewhere"):
+        worker_model(model_bytes, manifest, "0.0-elsewhere")
+    assert worker_model(model_bytes, manifest, xgb.__version__).version == manifest["model_version"]

@@ -6,8 +6,10 @@ Paths go through Hadoop's FileSystem API, so the same code writes to a local dis
 from __future__ import annotations
 
 import csv
+import json
 import logging
-import uuid as uuidlib
+import os
+from dataclasses import dataclass
 from datetime import date
 
 from pyspark.errors import AnalysisException
@@ -20,6 +22,9 @@ from defaultrisk.schema import INPUT_COLUMNS, PD, RAW_LINE, SNAPSHOT_DATE, UUID
 log = logging.getLogger(__name__)
 
 CSV_SEPARATOR = ";"
+SUCCESS_MARKER = "_SUCCESS"  # in each finished partition: what downstream sensors wait on
+STAGING_DIR = "_staging"
+TRASH_DIR = "_trash"
 _BOM = "\ufeff"
 
 
@@ -103,32 +108,90 @@ def select_known_columns(df: DataFrame, required: tuple[str, ...]) -> DataFrame:
     )
 
 
-def write_partition(df: DataFrame, root: str, snapshot_date: date, rows: int) -> str:
-    """Replace exactly one date's partition of a Hive-style table; other dates are untouched.
+def partition_path(root: str, snapshot_date: date) -> str:
+    return f"{root.rstrip('/')}/{SNAPSHOT_DATE}={snapshot_date.isoformat()}"
 
-    `rows` is the frame's known row count: an empty result must still replace the old partition,
-    and a dynamic overwrite of nothing would leave it in place.
+
+@dataclass(frozen=True)
+class StagedPartition:
+    """A date's new partition, written whole beside the table and ready to be swapped in."""
+
+    root: str
+    run_id: str
+    partition: str
+    staged: str
+
+
+def stage_partition(
+    df: DataFrame, root: str, snapshot_date: date, run_id: str, marker: dict
+) -> StagedPartition:
+    """Write one date's new partition under `ROOT/_staging/RUN_ID/` with its completion marker.
+
+    The marker (`_SUCCESS`, JSON about the run) is written last, inside the partition, so it moves in
+    with the data. An empty frame gives an empty partition that still carries its marker. Folders
+    starting with `_` are skipped by Parquet readers of the table.
     """
-    partition = f"{root.rstrip('/')}/{SNAPSHOT_DATE}={snapshot_date.isoformat()}"
-    try:
-        if rows == 0:
-            delete_path(df.sparkSession, partition)
-            return partition
-        (
-            df.write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy(SNAPSHOT_DATE)
-            .parquet(root)
-        )
-    except AnalysisException as exc:
-        raise OutputError(f"cannot write {partition}: {_first_line(exc)}") from exc
-    return partition
-
-
-def write_results_csv(df: DataFrame, path: str, decimals: int) -> None:
-    """Write one `uuid;pd` file sorted by uuid, pd in fixed notation: the same scores give the same bytes."""
     spark = df.sparkSession
-    staging = f"{path}.staging-{uuidlib.uuid4().hex}"
+    root = root.rstrip("/")
+    staging_root = f"{root}/{STAGING_DIR}/{run_id}"
+    staged = partition_path(staging_root, snapshot_date)
+    try:
+        df.write.mode("errorifexists").partitionBy(SNAPSHOT_DATE).parquet(staging_root)
+    except AnalysisException as exc:
+        raise OutputError(f"cannot write {staging_root}: {_first_line(exc)}") from exc
+    _mkdirs(spark, staged)
+    write_text(spark, f"{staged}/{SUCCESS_MARKER}", json.dumps(marker, sort_keys=True, default=str) + "\n")
+    return StagedPartition(root, run_id, partition_path(root, snapshot_date), staged)
+
+
+def swap_in(spark: SparkSession, staged: StagedPartition) -> str:
+    """Replace the live partition by the staged one with two directory renames; other dates untouched.
+
+    The old partition moves to `ROOT/_trash/RUN_ID/` and is deleted once the new one is in place.
+    """
+    trash_root = f"{staged.root}/{TRASH_DIR}/{staged.run_id}"
+    if path_exists(spark, staged.partition):
+        trashed = f"{trash_root}/{staged.partition.rsplit('/', 1)[-1]}"
+        _mkdirs(spark, trash_root)
+        _rename(spark, staged.partition, trashed)
+    _rename(spark, staged.staged, staged.partition)
+    _remove_run_folders(spark, staged)
+    return staged.partition
+
+
+def discard(spark: SparkSession, staged: StagedPartition) -> None:
+    """Remove what a failed run staged; the live partition was never touched."""
+    _remove_run_folders(spark, staged)
+
+
+def _remove_run_folders(spark: SparkSession, staged: StagedPartition) -> None:
+    for folder in (STAGING_DIR, TRASH_DIR):
+        parent = f"{staged.root}/{folder}"
+        delete_path(spark, f"{parent}/{staged.run_id}")
+        fs, jparent = _fs(spark, parent)
+        if fs.exists(jparent) and not fs.listStatus(jparent):
+            fs.delete(jparent, False)
+
+
+def leftover_runs(spark: SparkSession, root: str) -> list[str]:
+    """Staging or trash folders of runs that died mid-write (see README, "Guarantees")."""
+    found = []
+    for folder in (STAGING_DIR, TRASH_DIR):
+        fs, jpath = _fs(spark, f"{root.rstrip('/')}/{folder}")
+        if fs.exists(jpath):
+            found.extend(str(s.getPath().toString()) for s in fs.listStatus(jpath))
+    return sorted(found)
+
+
+def stage_results_csv(df: DataFrame, path: str, decimals: int, run_id: str) -> str:
+    """Write one `uuid;pd` file beside `path`, sorted by uuid, pd in fixed notation.
+
+    The same scores give the same bytes. Returns the staged file; `swap_in_results_csv` renames it over
+    `path`, so readers see the old file or the new one, never a part.
+    """
+    spark = df.sparkSession
+    staging = f"{path}.{run_id}.staging"
+    staged = f"{path}.{run_id}.tmp"
     out = (
         df.select(F.col(UUID), F.format_string(f"%.{decimals}f", F.col(PD)).alias(PD))
         .repartition(1)
@@ -139,21 +202,73 @@ def write_results_csv(df: DataFrame, path: str, decimals: int) -> None:
         parts = [p for p in list_files(spark, staging) if p.rsplit("/", 1)[-1].startswith("part-")]
         if len(parts) != 1:
             raise OutputError(f"expected one results file in {staging}, found {len(parts)}")
-        fs, jvm_path = _fs(spark, path)
-        fs.delete(jvm_path, False)
-        if not fs.rename(_fs(spark, parts[0])[1], jvm_path):
-            raise OutputError(f"cannot move results file into place at {path}")
+        _rename(spark, parts[0], staged, overwrite=True)
     finally:
         delete_path(spark, staging)
+    return staged
+
+
+def swap_in_results_csv(spark: SparkSession, staged: str, path: str) -> None:
+    _rename(spark, staged, path, overwrite=True)
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    fs, jpath = _fs(spark, path)
+    stream = fs.create(jpath, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def read_text(spark: SparkSession, path: str) -> str | None:
+    fs, jpath = _fs(spark, path)
+    if not fs.exists(jpath):
+        return None
+    jvm = spark.sparkContext._jvm
+    stream = fs.open(jpath)
+    try:
+        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+
+
+def _mkdirs(spark: SparkSession, path: str) -> None:
+    fs, jpath = _fs(spark, path)
+    if not fs.mkdirs(jpath):
+        raise OutputError(f"cannot create {path}")
+
+
+def _rename(spark: SparkSession, source: str, target: str, overwrite: bool = False) -> None:
+    """Rename within one file system; with `overwrite`, atomically replace an existing file."""
+    jvm = spark.sparkContext._jvm
+    fs, dst = _fs(spark, target)
+    src, dst = fs.makeQualified(jvm.org.apache.hadoop.fs.Path(source)), fs.makeQualified(dst)
+    try:
+        if overwrite and dst.toUri().getScheme() == "file":
+            os.replace(src.toUri().getPath(), dst.toUri().getPath())  # rename(2): atomic on a local disk
+            return
+        if overwrite:
+            conf = spark.sparkContext._jsc.hadoopConfiguration()
+            options = spark.sparkContext._gateway.new_array(jvm.org.apache.hadoop.fs.Options.Rename, 1)
+            options[0] = jvm.org.apache.hadoop.fs.Options.Rename.OVERWRITE
+            jvm.org.apache.hadoop.fs.FileContext.getFileContext(dst.toUri(), conf).rename(src, dst, options)
+            return
+        if fs.rename(src, dst):
+            return
+    except Exception as exc:  # an OSError or a Py4J error carrying the file system's own message
+        raise OutputError(f"cannot move {source} to {target}: {_first_line(exc)}") from exc
+    raise OutputError(f"cannot move {source} to {target}")
 
 
 def _fs(spark: SparkSession, path: str):
     """The raw Hadoop FileSystem for a path (no `.crc` side files on a local disk) and the path."""
     jvm = spark.sparkContext._jvm
     jpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if fs.getClass().getName() == "org.apache.hadoop.fs.LocalFileSystem":
-        fs = fs.getRawFileSystem()
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    fs = jpath.getFileSystem(conf)
+    if fs.getUri().getScheme() == "file":
+        fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(conf).getRawFileSystem()
     return fs, jpath
 
 

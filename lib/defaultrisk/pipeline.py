@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from defaultrisk.schema import (
     SNAPSHOT_DATE,
     UUID,
 )
-from defaultrisk.scoring import score_partitions
+from defaultrisk.scoring import check_executor_libraries, score_partitions
 from defaultrisk.train import fit
 from defaultrisk.validate import MISSING_TOKENS, RAW, rejected_rows, valid_rows, validate
 
@@ -120,54 +121,85 @@ def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
     }
 
 
+def _run_id(started_at: datetime) -> str:
+    return started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
 def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
-    """Score one snapshot: replace its partition in the scored table and the rejects, write results.csv."""
+    """Score one snapshot: replace its partition in the scored table and the rejects, write results.csv.
+
+    Everything is written to staging first; the live partitions and results.csv are replaced only
+    once all of it is complete, by renames.
+    """
     started = time.monotonic()
-    log.info("score config: %s", json.dumps(as_dict(cfg), default=str))
+    started_at = datetime.now(UTC)
+    run_id = _run_id(started_at)
+    log.info("score run %s config: %s", run_id, json.dumps(as_dict(cfg), default=str))
     model_bytes, manifest = read_checked_model(cfg.model_dir)
     ScoringModel.from_bytes(model_bytes, manifest)  # fails here, on the driver, before any task runs
     if cfg.snapshot_date is None:
         raise InputError("a snapshot date is required")
+    check_executor_libraries(spark)
+    for root in (cfg.output_dir, cfg.effective_rejects_dir):
+        for leftover in io.leftover_runs(spark, root):
+            log.warning("a run that died mid-write left %s (see README, Guarantees)", leftover)
 
     validated = _read_validated(
         spark, cfg.input_path, cfg.input_format, labelled=False, skip_labelled=cfg.unlabeled_only
     )
+    staged = []
     try:
         counts = _count_outcomes(validated)
         log.info("validated in %.1fs: %s", time.monotonic() - started, json.dumps(counts))
+        marker = {
+            "run_id": run_id,
+            "snapshot_date": cfg.snapshot_date.isoformat(),
+            "model_version": manifest["model_version"],
+            "input_rows": counts["input_rows"],
+            "scored_rows": counts["valid_rows"],
+            "rejected_rows": counts["rejected_rows"],
+            "started_at": started_at.isoformat(timespec="seconds"),
+        }
         considered = validated.filter(~F.col(_SKIPPED)).drop(_SKIPPED)
         snapshot = F.lit(cfg.snapshot_date).cast("date").alias(SNAPSHOT_DATE)
         scored = score_partitions(valid_rows(considered), model_bytes, manifest).select(
             "*",
             F.lit(manifest["model_version"]).alias(MODEL_VERSION),
-            F.lit(datetime.now(UTC)).cast("timestamp").alias(SCORED_AT),
+            F.lit(started_at).cast("timestamp").alias(SCORED_AT),
             snapshot,
         )
-        partition = io.write_partition(scored, cfg.output_dir, cfg.snapshot_date, counts["valid_rows"])
-        log.info(
-            "scored %d rows into %s at %.1fs", counts["valid_rows"], partition, time.monotonic() - started
-        )
+        scores = io.stage_partition(scored, cfg.output_dir, cfg.snapshot_date, run_id, marker)
+        staged.append(scores)
+        log.info("scored %d rows at %.1fs", counts["valid_rows"], time.monotonic() - started)
         rejects = rejected_rows(considered).select("*", snapshot)
-        rejects_partition = io.write_partition(
-            rejects, cfg.effective_rejects_dir, cfg.snapshot_date, counts["rejected_rows"]
+        staged.append(
+            io.stage_partition(rejects, cfg.effective_rejects_dir, cfg.snapshot_date, run_id, marker)
         )
-        log.info("wrote %d rejected rows into %s", counts["rejected_rows"], rejects_partition)
+        if cfg.results_csv:
+            written = (
+                spark.read.parquet(scores.staged).select(UUID, PD)
+                if counts["valid_rows"]
+                else spark.createDataFrame([], f"{UUID} string, {PD} double")
+            )
+            results_staged = io.stage_results_csv(written, cfg.results_csv, cfg.results_csv_decimals, run_id)
+    except BaseException:
+        for partition in staged:
+            io.discard(spark, partition)
+        raise
     finally:
         validated.unpersist()
 
+    partition, rejects_partition = (io.swap_in(spark, s) for s in staged)
     if cfg.results_csv:
-        written = (
-            spark.read.parquet(partition).select(UUID, PD)
-            if counts["valid_rows"]
-            else spark.createDataFrame([], f"{UUID} string, {PD} double")
-        )
-        io.write_results_csv(written, cfg.results_csv, cfg.results_csv_decimals)
+        io.swap_in_results_csv(spark, results_staged, cfg.results_csv)
+    log.info("run %s complete: %s and %s replaced", run_id, partition, rejects_partition)
     summary = {
         "snapshot_date": cfg.snapshot_date.isoformat(),
         "model_version": manifest["model_version"],
         "input_rows": counts["input_rows"],
         "scored_rows": counts["valid_rows"],
         "rejected_rows": counts["rejected_rows"],
+        "run_id": run_id,
         "table": cfg.output_dir,
         "partition": partition,
         "rejects": rejects_partition,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
+import xgboost as xgb
 from pyspark import TaskContext
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
+from defaultrisk.errors import ModelError
 from defaultrisk.features import feature_matrix, model_input
 from defaultrisk.model import ScoringModel
 from defaultrisk.schema import FEATURES, IS_HIGH_RISK, PD, UUID
@@ -28,8 +30,34 @@ def score_frame(pdf: pd.DataFrame, model: ScoringModel) -> pd.DataFrame:
     )
 
 
-def worker_model(model_bytes: bytes, manifest: dict) -> ScoringModel:
+def xgboost_version() -> str:
+    return xgb.__version__
+
+
+def check_executor_libraries(spark: SparkSession) -> None:
+    """Fail before scoring if an executor runs another XGBoost than the driver (or none at all).
+
+    Trees score differently across XGBoost releases; the executors must run the environment the
+    driver checked the model with (scripts ship it as one packed archive on a cluster).
+    """
+    slots = max(1, spark.sparkContext.defaultParallelism)
+    try:
+        found = set(
+            spark.sparkContext.parallelize(range(slots), slots).map(lambda _: xgboost_version()).collect()
+        )
+    except Exception as exc:  # a Py4J error wrapping the executor's own
+        raise ModelError(f"cannot load XGBoost on the executors: {str(exc).strip().splitlines()[0]}") from exc
+    if found != {xgb.__version__}:
+        raise ModelError(
+            f"executors run XGBoost {', '.join(sorted(found))} but the driver runs {xgb.__version__}: "
+            "ship the driver's environment to the executors"
+        )
+
+
+def worker_model(model_bytes: bytes, manifest: dict, driver_xgboost: str) -> ScoringModel:
     """The model for this worker process, loaded on first use (not once per batch or per task)."""
+    if xgb.__version__ != driver_xgboost:
+        raise ModelError(f"this executor runs XGBoost {xgb.__version__}, the driver {driver_xgboost}")
     key = manifest["model_sha256"]
     model = _WORKER_MODELS.get(key)
     if model is None:
@@ -47,8 +75,10 @@ def score_partitions(df: DataFrame, model_bytes: bytes, manifest: dict) -> DataF
     feature order and category codes come from the schema, never from what a batch happens to hold.
     """
 
+    driver_xgboost = xgb.__version__
+
     def score_batches(batches):
-        model = worker_model(model_bytes, manifest)
+        model = worker_model(model_bytes, manifest, driver_xgboost)
         for batch in batches:
             if len(batch):
                 yield score_frame(batch, model)
