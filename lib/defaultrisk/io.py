@@ -98,7 +98,10 @@ def select_known_columns(df: DataFrame, required: tuple[str, ...]) -> DataFrame:
     present = [c for c in df.columns if c != RAW_LINE]
     missing = [c for c in required if c not in present]
     if missing:
-        raise InputError(f"input is missing {len(missing)} required column(s): {', '.join(missing)}")
+        hint = ""
+        if len(present) == 1 and "," in present[0]:
+            hint = f" (the header is one column: is the file comma-separated? expected '{CSV_SEPARATOR}')"
+        raise InputError(f"input is missing {len(missing)} required column(s): {', '.join(missing)}{hint}")
     extra = [c for c in present if c not in INPUT_COLUMNS]
     if extra:
         log.warning("ignoring %d column(s) the schema does not know: %s", len(extra), ", ".join(extra))
