@@ -148,8 +148,9 @@ def _tamper_model(model_dir: Path, case: str) -> None:
     else:
         payload = model_path.read_bytes()
     model_path.write_bytes(payload)
-    if case != "manifest hash mismatch":
-        manifest["model_sha256"] = hashlib.sha256(payload).hexdigest()
+    manifest["model_sha256"] = hashlib.sha256(payload).hexdigest()
+    if case == "manifest hash mismatch":
+        manifest["model_sha256"] = hashlib.sha256(b"another model").hexdigest()
     if case == "manifest feature list mismatch":
         manifest["features"] = manifest["features"][::-1]
     manifest_path.write_text(json.dumps(manifest))
