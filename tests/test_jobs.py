@@ -12,7 +12,7 @@ import pytest
 
 from defaultrisk.errors import EXIT_INPUT, EXIT_MODEL, EXIT_USAGE
 from defaultrisk.sample import make_history, write_original_csv
-from defaultrisk.schema import INPUT_COLUMNS
+from defaultrisk.schema import FEATURE_NAMES, INPUT_COLUMNS, SCORED_SCHEMA
 
 from rows import row, write_csv
 
@@ -79,11 +79,16 @@ def test_score_job_writes_table_rejects_results_and_reconciles(spark, trained, s
     assert summary["input_rows"] == summary["scored_rows"] + summary["rejected_rows"]
     assert summary["rejected_rows"] == info["expected_rejected_rows"]
 
+    written = spark.read.parquet(str(tmp_path / "scored"))
+    assert [(f.name, f.dataType) for f in written.schema] == [(f.name, f.dataType) for f in SCORED_SCHEMA]
     table = pq.read_table(tmp_path / "scored" / "snapshot_date=2026-11-21")
     assert table.num_rows == summary["scored_rows"]
     assert set(table.column_names) >= {"uuid", "pd", "is_high_risk", "model_version", "scored_at"}
     assert str(table.schema.field("scored_at").type) == "timestamp[us, tz=UTC]"
     assert set(table.column("model_version").to_pylist()) == {summary["model_version"]}
+    reasons = table.column("reason_codes").to_pylist()
+    assert all(len(r) <= 3 and set(r) <= set(FEATURE_NAMES) for r in reasons)
+    assert sum(1 for r in reasons if r) > len(reasons) / 2
 
     marker = json.loads((tmp_path / "scored" / "snapshot_date=2026-11-21" / "_SUCCESS").read_text())
     assert marker["run_id"] == summary["run_id"]

@@ -6,8 +6,8 @@ from chispa import assert_df_equality
 
 from defaultrisk import io
 from defaultrisk.errors import ModelError
-from defaultrisk.features import model_input
-from defaultrisk.schema import IS_HIGH_RISK, PD, REQUIRED_COLUMNS, UUID
+from defaultrisk.features import feature_matrix, model_input, xgb_feature_types
+from defaultrisk.schema import FEATURE_NAMES, IS_HIGH_RISK, PD, REASON_CODES, REQUIRED_COLUMNS, UUID
 from defaultrisk.scoring import (
     SCORE_SCHEMA,
     check_executor_libraries,
@@ -94,7 +94,7 @@ def test_empty_input_gives_empty_scores(spark, valid_snapshot, trained):
 
 def test_score_frame_flags_exactly_the_pds_at_or_above_the_threshold(valid_snapshot, model):
     scores = score_frame(model_input(valid_snapshot).toPandas(), model)
-    assert scores.columns.tolist() == [UUID, PD, IS_HIGH_RISK]
+    assert scores.columns.tolist() == [UUID, PD, IS_HIGH_RISK, REASON_CODES]
     np.testing.assert_array_equal(scores[IS_HIGH_RISK].to_numpy(), scores[PD].to_numpy() >= model.threshold)
     assert scores[PD].between(0, 1).all()
 
@@ -102,7 +102,7 @@ def test_score_frame_flags_exactly_the_pds_at_or_above_the_threshold(valid_snaps
 def test_score_frame_on_an_empty_frame(valid_snapshot, model):
     scores = score_frame(model_input(valid_snapshot).limit(0).toPandas(), model)
     assert len(scores) == 0
-    assert scores.columns.tolist() == [UUID, PD, IS_HIGH_RISK]
+    assert scores.columns.tolist() == [UUID, PD, IS_HIGH_RISK, REASON_CODES]
 
 
 def test_an_executor_with_another_xgboost_is_refused(spark, monkeypatch):
@@ -119,3 +119,45 @@ def test_a_worker_refuses_a_model_checked_under_another_xgboost(trained):
     with pytest.raises(ModelError, match=r"the driver 0\.0-elsewhere"):
         worker_model(model_bytes, manifest, "0.0-elsewhere")
     assert worker_model(model_bytes, manifest, xgb.__version__).version == manifest["model_version"]
+
+
+def _contributions(model, frame):
+    matrix = feature_matrix(frame)
+    dmatrix = xgb.DMatrix(
+        matrix, feature_names=list(FEATURE_NAMES), feature_types=xgb_feature_types(), enable_categorical=True
+    )
+    return model.booster.predict(dmatrix, pred_contribs=True)[:, :-1]
+
+
+def test_reason_codes_are_the_largest_positive_contributions(valid_snapshot, model):
+    frame = model_input(valid_snapshot).limit(300).toPandas()
+    scores = score_frame(frame, model, reason_codes=3)
+    contributions = _contributions(model, frame)
+    for codes, row_contributions in zip(scores[REASON_CODES], contributions, strict=True):
+        positive = {name: c for name, c in zip(FEATURE_NAMES, row_contributions, strict=True) if c > 0}
+        expected = sorted(positive, key=lambda name: -positive[name])[:3]
+        assert codes == expected
+    assert scores[REASON_CODES].map(len).max() == 3
+
+
+def test_reason_codes_in_the_udf_equal_score_frame_and_ignore_batch_size(
+    spark, valid_snapshot, trained, model
+):
+    model_bytes, manifest = _payload(trained)
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    previous = spark.conf.get(key)
+    try:
+        spark.conf.set(key, "13")
+        small = score_partitions(valid_snapshot, model_bytes, manifest, reason_codes=3)
+        small_rows = small.collect()
+    finally:
+        spark.conf.set(key, previous)
+    large = score_partitions(valid_snapshot, model_bytes, manifest, reason_codes=3)
+    assert_df_equality(spark.createDataFrame(small_rows, small.schema), large, ignore_row_order=True)
+    core = score_frame(model_input(valid_snapshot).toPandas(), model, reason_codes=3)
+    assert_df_equality(large, spark.createDataFrame(core, SCORE_SCHEMA), ignore_row_order=True)
+
+
+def test_reason_codes_off_leaves_the_column_null(valid_snapshot, model):
+    scores = score_frame(model_input(valid_snapshot).limit(20).toPandas(), model, reason_codes=0)
+    assert scores[REASON_CODES].isna().all()

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from defaultrisk.errors import ConfigError
+from defaultrisk.schema import FEATURES
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 INPUT_FORMATS = ("auto", "csv", "parquet")
@@ -73,6 +74,8 @@ class ScoreConfig:
     input_format: str = "auto"
     # Digits after the decimal point for pd in results.csv (fixed notation, never scientific).
     results_csv_decimals: int = 10
+    # How many features pushing each customer's risk up to name in `reason_codes`; 0 turns them off.
+    reason_codes: int = 3
 
     @property
     def effective_rejects_dir(self) -> str:
@@ -143,6 +146,8 @@ def load_score_config(path: Path | None = None, **overrides) -> ScoreConfig:
     _check_format(cfg.input_format)
     if not 1 <= cfg.results_csv_decimals <= 17:
         raise ConfigError(f"results_csv_decimals must be 1..17, not {cfg.results_csv_decimals}")
+    if not 0 <= cfg.reason_codes <= len(FEATURES):
+        raise ConfigError(f"reason_codes must be 0..{len(FEATURES)}, not {cfg.reason_codes}")
     return cfg
 
 

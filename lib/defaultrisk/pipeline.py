@@ -162,7 +162,7 @@ def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
         }
         considered = validated.filter(~F.col(_SKIPPED)).drop(_SKIPPED)
         snapshot = F.lit(cfg.snapshot_date).cast("date").alias(SNAPSHOT_DATE)
-        scored = score_partitions(valid_rows(considered), model_bytes, manifest).select(
+        scored = score_partitions(valid_rows(considered), model_bytes, manifest, cfg.reason_codes).select(
             "*",
             F.lit(manifest["model_version"]).alias(MODEL_VERSION),
             F.lit(started_at).cast("timestamp").alias(SCORED_AT),

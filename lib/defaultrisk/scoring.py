@@ -2,30 +2,59 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import xgboost as xgb
 from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 
 from defaultrisk.errors import ModelError
-from defaultrisk.features import feature_matrix, model_input
+from defaultrisk.features import feature_matrix, model_input, xgb_feature_types
 from defaultrisk.model import ScoringModel
-from defaultrisk.schema import FEATURES, IS_HIGH_RISK, PD, UUID
+from defaultrisk.schema import FEATURE_NAMES, FEATURES, IS_HIGH_RISK, PD, REASON_CODES, UUID
 
-SCORE_SCHEMA = f"{UUID} string, {PD} double, {IS_HIGH_RISK} boolean"
+SCORE_SCHEMA = f"{UUID} string, {PD} double, {IS_HIGH_RISK} boolean, {REASON_CODES} array<string>"
 
 # One loaded booster per worker process and model, reused by every task the process runs.
 _WORKER_MODELS: dict[str, ScoringModel] = {}
 
 
-def score_frame(pdf: pd.DataFrame, model: ScoringModel) -> pd.DataFrame:
-    """Score a pandas frame of `uuid` + features: `uuid`, calibrated `pd`, `is_high_risk`."""
-    pds = model.predict_pd(feature_matrix(pdf, FEATURES))
+def top_reasons(model: ScoringModel, matrix: np.ndarray, count: int) -> list[list[str]]:
+    """Per row, the `count` features that push its risk up most, by XGBoost's own contributions.
+
+    `pred_contribs` gives each feature's additive share of the row's log-odds (TreeSHAP); only
+    positive shares are reasons. Ties go to the earlier feature, so the answer never depends on
+    the batch.
+    """
+    if len(matrix) == 0:
+        return []
+    dmatrix = xgb.DMatrix(
+        matrix,
+        feature_names=list(FEATURE_NAMES),
+        feature_types=xgb_feature_types(FEATURES),
+        enable_categorical=True,
+    )
+    contributions = model.booster.predict(dmatrix, pred_contribs=True)[:, :-1]  # the last column is the bias
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :count]
+    shares = np.take_along_axis(contributions, order, axis=1)
+    names = np.asarray(FEATURE_NAMES, dtype=object)
+    return [names[idx[share > 0]].tolist() for idx, share in zip(order, shares, strict=True)]
+
+
+def score_frame(pdf: pd.DataFrame, model: ScoringModel, reason_codes: int = 0) -> pd.DataFrame:
+    """Score a pandas frame of `uuid` + features: `uuid`, calibrated `pd`, `is_high_risk`, `reason_codes`.
+
+    `reason_codes` is how many reasons to name per row; with 0 the column holds nulls.
+    """
+    matrix = feature_matrix(pdf, FEATURES)
+    pds = model.predict_pd(matrix)
+    reasons = top_reasons(model, matrix, reason_codes) if reason_codes else [None] * len(pds)
     return pd.DataFrame(
         {
             UUID: pdf[UUID].to_numpy(dtype=object),
             PD: pds,
             IS_HIGH_RISK: pds >= model.threshold,
+            REASON_CODES: pd.Series(reasons, dtype=object),
         }
     )
 
@@ -68,7 +97,7 @@ def worker_model(model_bytes: bytes, manifest: dict, driver_xgboost: str) -> Sco
     return model
 
 
-def score_partitions(df: DataFrame, model_bytes: bytes, manifest: dict) -> DataFrame:
+def score_partitions(df: DataFrame, model_bytes: bytes, manifest: dict, reason_codes: int = 0) -> DataFrame:
     """Score every partition of a frame of valid rows with a pandas UDF wrapping `score_frame`.
 
     The UDF closes over plain values only (the checked model file's bytes and its manifest); the
@@ -81,6 +110,6 @@ def score_partitions(df: DataFrame, model_bytes: bytes, manifest: dict) -> DataF
         model = worker_model(model_bytes, manifest, driver_xgboost)
         for batch in batches:
             if len(batch):
-                yield score_frame(batch, model)
+                yield score_frame(batch, model, reason_codes)
 
     return model_input(df, FEATURES).mapInPandas(score_batches, schema=SCORE_SCHEMA)
