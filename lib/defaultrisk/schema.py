@@ -218,7 +218,7 @@ SCORED_SCHEMA = T.StructType(
         T.StructField(UUID, T.StringType(), False),
         T.StructField(PD, T.DoubleType(), False),
         T.StructField(IS_HIGH_RISK, T.BooleanType(), False),
-        T.StructField(REASON_CODES, T.ArrayType(T.StringType(), False), True),
+        T.StructField(REASON_CODES, T.ArrayType(T.StringType(), True), True),
         T.StructField(MODEL_VERSION, T.StringType(), False),
         T.StructField(SCORED_AT, T.TimestampType(), False),
         T.StructField(SNAPSHOT_DATE, T.DateType(), False),
