@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,3 +78,36 @@ def model(trained):
 @pytest.fixture(scope="session")
 def manifest(trained) -> dict:
     return json.loads((trained[0] / "manifest.json").read_text())
+
+
+def run_command(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def env_archive() -> Path:
+    """The packed environment, built once and reused while requirements, setup.py and lib/ are unchanged."""
+    packed = run_command(["bash", "scripts/pack_env.sh"], timeout=900)
+    assert packed.returncode == 0, packed.stderr[-3000:]
+    return Path(packed.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def cluster(env_archive, tmp_path_factory):
+    """A standalone master and two workers on 127.0.0.1: (master URL, run directory, environment archive).
+
+    The archive is the one built for this session, so a change to lib/ during the run cannot trigger a
+    rebuild between the jobs. The cluster is stopped even when a test or this fixture fails.
+    """
+    run_dir = tmp_path_factory.mktemp("cluster")
+    try:
+        up = run_command(["bash", "scripts/cluster_up.sh", str(run_dir)], timeout=180)
+        assert up.returncode == 0, up.stderr[-3000:]
+        master = up.stdout.strip().splitlines()[-1]
+        assert re.fullmatch(r"spark://127\.0\.0\.1:\d+", master)
+        yield master, run_dir, env_archive
+    finally:
+        down = run_command(["bash", "scripts/cluster_down.sh", str(run_dir)], timeout=120)
+        print(down.stderr, file=sys.stderr)
+    assert down.returncode == 0, down.stderr
+    assert not list(run_dir.glob("*.pid"))

@@ -36,7 +36,9 @@ def build_session(app_name: str, properties_file: Path | None = None) -> SparkSe
     local and takes `conf/spark-local.conf`; executors then use this very interpreter, so the driver
     and the workers see the same pandas, pyarrow and XGBoost.
     """
-    submitted = SparkConf().contains("spark.master")
+    # spark-submit starts the JVM first and hands its gateway to Python; before the context exists,
+    # SparkConf() cannot see the launcher's settings, so the gateway variable is what tells.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ or SparkConf().contains("spark.master")
     builder = SparkSession.builder.appName(app_name)
     if not submitted:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -1,0 +1,118 @@
+"""A scoring task whose Python worker is killed is retried, and no customer is lost or doubled.
+
+Runs on the loopback standalone cluster (see conftest's `cluster`): the job is submitted with
+`scripts/submit.sh`; once it is scoring, the busy forked Python workers of the cluster's executors are
+killed with SIGKILL.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from defaultrisk.sample import make_snapshot, write_original_csv
+
+pytestmark = pytest.mark.slow
+
+ROWS = 100_000
+BAD_ROWS = 7
+DATE = "2026-11-21"
+REPO = Path(__file__).resolve().parents[1]
+SCORING_STARTED = "validated in"  # the scoring run's log line just before its Python stage
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _forked_python_workers(run_dir: Path) -> list[int]:
+    """Forked Python workers of this cluster's executors: pyspark.daemon's children, working in run_dir."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or "pyspark.daemon" not in _cmdline(int(entry.name)):
+            continue
+        try:
+            parent = int(Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            cwd = os.readlink(f"/proc/{entry.name}/cwd")
+        except OSError:
+            continue
+        if "pyspark.daemon" in _cmdline(parent) and cwd.startswith(str(run_dir)):
+            workers.append(int(entry.name))
+    return workers
+
+
+def _kill_busy_workers(run_dir: Path, deadline: float) -> list[int]:
+    """SIGKILL the workers that are burning CPU (scoring a batch); return their PIDs."""
+    while time.monotonic() < deadline:
+        before = {pid: _cpu_ticks(pid) for pid in _forked_python_workers(run_dir)}
+        time.sleep(0.3)
+        busy = [pid for pid, ticks in before.items() if _cpu_ticks(pid) > ticks >= 0]
+        if busy:
+            for pid in busy:
+                os.kill(pid, signal.SIGKILL)
+            return busy
+    return []
+
+
+def test_a_killed_python_worker_is_retried_and_every_row_lands_once(cluster, trained, tmp_path):
+    master, run_dir, archive = cluster
+    frame, info = make_snapshot(ROWS, seed=12, bad_rows=BAD_ROWS)
+    snapshot = tmp_path / "snapshot.csv"
+    write_original_csv(frame, snapshot)
+    output = tmp_path / "scored"
+    args = ["--input", str(snapshot), "--model-dir", str(trained[0]), "--output", str(output)]
+    submit = ["bash", "scripts/submit.sh", "--master", master, "--archive", str(archive), "jobs/score.py"]
+    # Under spark-submit the driver's log and its summary line share one stream.
+    job = subprocess.Popen(
+        [*submit, *args, "--snapshot-date", DATE],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log: list[str] = []
+    scoring = threading.Event()
+
+    def follow() -> None:
+        for line in job.stdout:
+            log.append(line)
+            if SCORING_STARTED in line:
+                scoring.set()
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        assert scoring.wait(timeout=240), "".join(log[-50:])
+        killed = _kill_busy_workers(run_dir, deadline=time.monotonic() + 120)
+        job.wait(timeout=300)
+    finally:
+        job.kill()
+    follower.join(timeout=10)
+    driver_log = "".join(log)
+    assert killed, "no busy Python worker was found to kill"
+    assert job.returncode == 0, driver_log[-3000:]
+    assert "Python worker exited unexpectedly" in driver_log or "Lost task" in driver_log
+
+    summary = json.loads(next(line for line in reversed(log) if line.startswith('{"snapshot_date"')))
+    assert summary["input_rows"] == len(frame)
+    assert summary["rejected_rows"] == info["expected_rejected_rows"]
+    uuids = pq.read_table(output / f"snapshot_date={DATE}", columns=["uuid"]).column("uuid").to_pylist()
+    assert len(uuids) == summary["scored_rows"] == len(frame) - info["expected_rejected_rows"]
+    assert len(set(uuids)) == len(uuids)
