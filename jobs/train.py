@@ -1,6 +1,6 @@
 """Train the pd model on a labelled customer table.
 
-spark-submit jobs/train.py --input PATH --model-dir DIR [--config conf/train.toml]
+spark-submit jobs/train.py --input PATH --model-dir DIR [--config conf/train.toml] [--truth PATH]
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="TOML settings (default: conf/train.toml)")
     parser.add_argument("--input-format", choices=("auto", "csv", "parquet"), help="override auto-detection")
     parser.add_argument("--seed", type=int, help="override the configured seed")
+    parser.add_argument(
+        "--truth", help="`uuid;true_pd` file of generated data: the report compares the model with it"
+    )
     return parser.parse_args(argv)
 
 
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None, spark=None) -> int:
         overrides["input_format"] = args.input_format
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if args.truth:
+        overrides["truth_path"] = args.truth
     return run_job("train", lambda: load_train_config(args.config, **overrides), run_train, spark)
 
 

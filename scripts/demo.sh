@@ -16,7 +16,9 @@ echo "== generating sample data in $OUT/data"
 "$PY" scripts/make_sample_data.py --out "$OUT/data" --dates "$(IFS=,; echo "${DATES[*]}")" > "$OUT/make_sample_data.log"
 
 echo "== training on $OUT/data/history.csv"
-"$PY" jobs/train.py --input "$OUT/data/history.csv" --model-dir "$OUT/model" 2> "$OUT/train.log" | tail -n 1
+# The truth file (each generated customer's real default probability) lets the report show the ceiling.
+"$PY" jobs/train.py --input "$OUT/data/history.csv" --model-dir "$OUT/model" \
+  --truth "$OUT/data/truth/history_true_pd.csv" 2> "$OUT/train.log" | tail -n 1
 
 for d in "${DATES[@]}"; do
   echo "== scoring snapshot $d"
@@ -29,6 +31,7 @@ cat <<TXT
 
 Wrote:
   model, manifest and metrics   $OUT/model/  (model.json, manifest.json, metrics.json)
+  evaluation report (PNG+JSON)  $OUT/model/report/
   scored table (Parquet)        $OUT/scored/snapshot_date=YYYY-MM-DD/
   rejected rows with reasons    $OUT/scored/_rejects/snapshot_date=YYYY-MM-DD/
   results.csv per date          $OUT/results/YYYY-MM-DD/results.csv

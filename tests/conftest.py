@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from defaultrisk.config import TrainConfig, XGBoostParams
+from defaultrisk.config import SelectionConfig, TrainConfig, XGBoostParams
 from defaultrisk.model import load_model
 from defaultrisk.pipeline import run_train
 from defaultrisk.sample import make_history, make_snapshot, write_original_csv
@@ -56,9 +56,12 @@ def snapshot(data_dir):
 
 
 def small_train_config(input_path: Path, model_dir: Path, **changes) -> TrainConfig:
-    """The shipped config, with fewer trees so the suite stays quick."""
-    xgb_params = XGBoostParams(n_estimators=80, max_depth=4, learning_rate=0.1, nthread=2)
-    cfg = TrainConfig(input_path=str(input_path), model_dir=str(model_dir), xgboost=xgb_params)
+    """The shipped config with fewer trees and two strategies to compare, so the suite stays quick."""
+    xgb_params = XGBoostParams(n_estimators=80, max_depth=4, learning_rate=0.1, nthread=1)
+    selection = SelectionConfig(undersampling_ratios=(0.1,), class_weight_ratios=())
+    cfg = TrainConfig(
+        input_path=str(input_path), model_dir=str(model_dir), xgboost=xgb_params, selection=selection
+    )
     return replace(cfg, **changes)
 
 

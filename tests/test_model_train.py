@@ -7,13 +7,22 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from defaultrisk.config import ThresholdRule
+from defaultrisk.config import CALIBRATION_METHODS, ThresholdRule
 from defaultrisk.errors import ModelError
+from defaultrisk.evaluation import undersample
 from defaultrisk.features import feature_matrix
-from defaultrisk.model import MANIFEST_FILE, MODEL_FILE, load_model, prior_correction, read_checked_model
+from defaultrisk.model import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    ScoringModel,
+    check_calibration,
+    load_model,
+    prior_correction,
+    read_checked_model,
+)
 from defaultrisk.sample import make_history
 from defaultrisk.schema import DEFAULT
-from defaultrisk.train import choose_threshold, fit, undersample
+from defaultrisk.train import choose_threshold, fit
 
 from conftest import small_train_config
 
@@ -62,12 +71,15 @@ def test_unreachable_precision_falls_back_to_best_f1_and_says_so():
     assert chosen["rule_met"] is False
 
 
-def test_training_corrects_pd_back_to_the_base_rate(trained, manifest):
+def test_training_brings_pd_to_the_base_rate_whatever_strategy_wins(trained, manifest):
     holdout = manifest["metrics"]["holdout"]
     assert holdout["mean_pd"] == pytest.approx(holdout["default_rate"], rel=0.25)
-    # Undersampling to 1:10 inflates the raw score about sevenfold; the correction must undo it.
-    assert holdout["mean_pd_before_correction"] > 4 * holdout["default_rate"]
     assert holdout["roc_auc"] > 0.8
+    selection = manifest["model_selection"]
+    chosen = [r for r in selection["comparison"] if r["strategy"] == selection["strategy"]]
+    assert chosen and chosen[0]["score"] == selection["cv_score"]
+    if chosen[0]["kind"] != "none":  # resampling inflates the raw score; calibration must undo it
+        assert holdout["mean_pd_before_correction"] > 2 * holdout["default_rate"]
 
 
 def test_manifest_records_what_scoring_and_audits_need(trained, manifest):
@@ -75,12 +87,20 @@ def test_manifest_records_what_scoring_and_audits_need(trained, manifest):
     assert manifest["model_version"] == summary["model_version"]
     assert manifest["model_format"] == "xgboost-json"
     assert len(manifest["features"]) == 41
-    assert manifest["calibration"]["method"] == "prior_correction"
-    assert 0 < manifest["calibration"]["negative_sampling_rate"] < 1
+    assert manifest["calibration"]["method"] in CALIBRATION_METHODS
+    check_calibration(manifest["calibration"])
+    assert manifest["calibration"]["method"] == manifest["model_selection"]["calibration_method"]
+    assert manifest["threshold"]["alert_rate"] == manifest["metrics"]["holdout"]["alert_rate"]
     assert manifest["row_counts"]["input_rows"] == manifest["row_counts"]["labelled_rows"]
     assert {"xgboost-cpu", "pandas", "python"} <= set(manifest["library_versions"])
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["holdout"] == manifest["metrics"]["holdout"]
+    report = json.loads((model_dir / "report" / "metrics.json").read_text())
+    assert summary["report"] == str(model_dir / "report")
+    assert report["model_version"] == manifest["model_version"]
+    assert report["model_selection"] == manifest["model_selection"]
+    for plot in report["plots"]:
+        assert (model_dir / "report" / plot).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((model_dir / MODEL_FILE).read_text())["learner"]  # XGBoost's own JSON
 
 
@@ -90,6 +110,8 @@ def test_threshold_meets_its_precision_target_on_the_holdout(manifest):
     if threshold["rule_met"]:
         assert holdout["precision_at_threshold"] >= threshold["target"]
     assert holdout["threshold"] == threshold["value"]
+    assert threshold["precision"] == holdout["precision_at_threshold"]
+    assert threshold["recall"] == holdout["recall_at_threshold"]
 
 
 def test_same_input_and_seed_give_the_same_model(tmp_path):
@@ -109,11 +131,46 @@ def _copy_model(trained, tmp_path):
     return target
 
 
-def test_loaded_model_scores_like_the_booster(model, history):
+def _calibrated(raw: np.ndarray, calibration: dict) -> np.ndarray:
+    """The manifest's calibration map, written out independently of the model module."""
+    p = raw.astype(np.float64)
+    if calibration["method"] == "prior_correction":
+        b = calibration["negative_sampling_rate"]
+        return b * p / (b * p - p + 1)
+    if calibration["method"] == "platt":
+        return 1 / (1 + np.exp(-(calibration["a"] * np.log(p / (1 - p)) + calibration["b"])))
+    return np.interp(p, calibration["x"], calibration["y"])
+
+
+def test_loaded_model_scores_like_the_booster_through_the_manifests_calibration(model, history):
     _, frame, _ = history
     matrix = feature_matrix(frame.head(50))
     raw = model.booster.inplace_predict(matrix)
-    np.testing.assert_allclose(model.predict_pd(matrix), prior_correction(raw, model.negative_sampling_rate))
+    np.testing.assert_allclose(model.predict_pd(matrix), _calibrated(raw, model.calibration), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "calibration",
+    [
+        {"method": "prior_correction", "negative_sampling_rate": 0.2},
+        {"method": "platt", "a": 0.9, "b": -1.5},
+        {"method": "isotonic", "x": [0.0, 0.05, 0.3, 0.9], "y": [0.001, 0.004, 0.05, 0.4]},
+    ],
+)
+def test_every_calibration_a_manifest_can_hold_is_applied_when_scoring(trained, history, calibration):
+    model_bytes, manifest = read_checked_model(trained[0])
+    scoring = ScoringModel.from_bytes(model_bytes, {**manifest, "calibration": calibration})
+    matrix = feature_matrix(history[1].head(200))
+    raw = scoring.booster.inplace_predict(matrix)
+    pds = scoring.predict_pd(matrix)
+    np.testing.assert_allclose(pds, _calibrated(raw, calibration), rtol=1e-12)
+    assert np.array_equal(pds, scoring.predict_pd(matrix))  # bit for bit on a second call
+
+
+def test_a_manifest_with_an_unusable_calibration_is_refused_before_scoring(trained):
+    model_bytes, manifest = read_checked_model(trained[0])
+    with pytest.raises(ModelError, match="calibration"):
+        ScoringModel.from_bytes(model_bytes, {**manifest, "calibration": {"method": "isotonic", "x": [0.1]}})
 
 
 def test_tampered_model_file_is_refused(trained, tmp_path):

@@ -13,7 +13,9 @@ from defaultrisk.schema import FEATURES
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 INPUT_FORMATS = ("auto", "csv", "parquet")
-THRESHOLD_RULES = ("target_precision", "target_recall", "max_f1")
+THRESHOLD_RULES = ("target_precision", "target_recall", "cost_ratio", "max_f1")
+SELECTION_METRICS = ("log_loss", "pr_auc")
+CALIBRATION_METHODS = ("prior_correction", "platt", "isotonic")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,37 @@ class XGBoostParams:
 @dataclass(frozen=True)
 class ThresholdRule:
     rule: str = "target_precision"
+    # The precision or recall to reach (target_precision, target_recall).
     target: float = 0.3
+    # cost_ratio rule: what a false alarm costs relative to a missed default.
+    cost_ratio: float = 0.1
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Which imbalance strategies cross-validation compares, and how the winner is chosen."""
+
+    cv_folds: int = 3
+    metric: str = "log_loss"
+    no_resampling: bool = True
+    # Minority-to-majority ratios after random undersampling (imbalanced-learn's sampling_strategy).
+    undersampling_ratios: tuple[float, ...] = (0.05, 0.1, 0.3)
+    # The same ratios reached by weighting the defaulters (XGBoost's scale_pos_weight) instead.
+    class_weight_ratios: tuple[float, ...] = (0.1,)
+    # Cross-validation reads each fold's score every `round_step` trees to choose the number of trees,
+    # and stops adding trees when the mean score has not improved for `patience` such readings.
+    round_step: int = 20
+    patience: int = 3
+    calibration_methods: tuple[str, ...] = CALIBRATION_METHODS
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A seeded random search over XGBoost's main parameters, off by default."""
+
+    enabled: bool = False
+    candidates: int = 12
+    time_budget_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -54,10 +86,12 @@ class TrainConfig:
     input_path: str = ""
     model_dir: str = ""
     input_format: str = "auto"
+    # Optional `uuid;true_pd` file of generated data: the report then compares the model with the truth.
+    truth_path: str | None = None
     seed: int = 7
     holdout_fraction: float = 0.2
-    # Minority-to-majority ratio after random undersampling (imbalanced-learn's sampling_strategy).
-    undersampling_ratio: float = 0.1
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     xgboost: XGBoostParams = field(default_factory=XGBoostParams)
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
 
@@ -119,21 +153,52 @@ def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
     raw = dict(raw)
     xgb = _build(XGBoostParams, raw.pop("xgboost", {}), "xgboost")
     threshold = _build(ThresholdRule, raw.pop("threshold", {}), "threshold")
+    selection_values = dict(raw.pop("selection", {}))
+    for key in ("undersampling_ratios", "class_weight_ratios", "calibration_methods"):
+        if isinstance(selection_values.get(key), list):
+            selection_values[key] = tuple(selection_values[key])
+    selection = _build(SelectionConfig, selection_values, "selection")
+    search = _build(SearchConfig, raw.pop("search", {}), "search")
     train = raw.pop("train", {})
     if raw:
         raise ConfigError(f"unknown section(s) in train config: {', '.join(sorted(raw))}")
-    cfg = _build(TrainConfig, {**train, **overrides, "xgboost": xgb, "threshold": threshold}, "train")
+    sections = {"xgboost": xgb, "threshold": threshold, "selection": selection, "search": search}
+    cfg = _build(TrainConfig, {**train, **overrides, **sections}, "train")
     _check_format(cfg.input_format)
     if not 0.0 < cfg.holdout_fraction < 1.0:
         raise ConfigError(f"holdout_fraction must be between 0 and 1, not {cfg.holdout_fraction}")
-    if not 0.0 < cfg.undersampling_ratio <= 1.0:
-        raise ConfigError(f"undersampling_ratio must be in (0, 1], not {cfg.undersampling_ratio}")
     if threshold.rule not in THRESHOLD_RULES:
         rules = ", ".join(THRESHOLD_RULES)
         raise ConfigError(f"threshold rule must be one of {rules}, not {threshold.rule!r}")
     if not 0.0 < threshold.target <= 1.0:
         raise ConfigError(f"threshold target must be in (0, 1], not {threshold.target}")
+    if not threshold.cost_ratio > 0.0:
+        raise ConfigError(f"threshold cost_ratio must be above 0, not {threshold.cost_ratio}")
+    _check_selection(selection)
+    if search.candidates < 1 or not search.time_budget_seconds > 0:
+        raise ConfigError("search needs candidates >= 1 and time_budget_seconds > 0")
+    if xgb.n_estimators < selection.round_step:
+        raise ConfigError(f"xgboost n_estimators must be at least round_step ({selection.round_step})")
     return cfg
+
+
+def _check_selection(selection: SelectionConfig) -> None:
+    if selection.metric not in SELECTION_METRICS:
+        metrics = ", ".join(SELECTION_METRICS)
+        raise ConfigError(f"selection metric must be one of {metrics}, not {selection.metric!r}")
+    if selection.cv_folds < 2:
+        raise ConfigError(f"cv_folds must be at least 2, not {selection.cv_folds}")
+    if selection.round_step < 1 or selection.patience < 1:
+        raise ConfigError("round_step and patience must be at least 1")
+    ratios = (*selection.undersampling_ratios, *selection.class_weight_ratios)
+    if any(not 0.0 < r <= 1.0 for r in ratios):
+        raise ConfigError(f"undersampling and class weight ratios must be in (0, 1], not {list(ratios)}")
+    if not selection.no_resampling and not ratios:
+        raise ConfigError("selection compares no strategy: enable no_resampling or give a ratio")
+    unknown = sorted(set(selection.calibration_methods) - set(CALIBRATION_METHODS))
+    if unknown or not selection.calibration_methods:
+        methods = ", ".join(CALIBRATION_METHODS)
+        raise ConfigError(f"calibration_methods must be a non-empty list of {methods}; got {unknown}")
 
 
 def load_score_config(path: Path | None = None, **overrides) -> ScoreConfig:

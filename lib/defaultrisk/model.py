@@ -26,6 +26,10 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FORMAT = "xgboost-json"
 MANIFEST_FORMAT_VERSION = 1
 PRIOR_CORRECTION = "prior_correction"
+PLATT = "platt"
+ISOTONIC = "isotonic"
+# Platt scaling reads the raw probability as log-odds; this keeps a raw 0 or 1 finite.
+LOGIT_CLIP = 1e-12
 _PICKLE_MAGIC = b"\x80"
 _LIBRARIES = ("xgboost-cpu", "xgboost", "numpy", "pandas", "pyarrow", "scikit-learn", "imbalanced-learn")
 
@@ -35,10 +39,54 @@ def prior_correction(p_sampled: np.ndarray, negative_sampling_rate: float) -> np
 
     Keeping a fraction `b` of the non-defaulters multiplies the odds of default by 1/b, so the
     true probability is b*p / (b*p - p + 1) (Dal Pozzolo et al., 2015). With b = 1 it is the identity.
+    `b` may also be an array, one rate per row (out-of-fold predictions of several fold models).
     """
     p = np.asarray(p_sampled, dtype=np.float64)
-    b = float(negative_sampling_rate)
+    b = np.asarray(negative_sampling_rate, dtype=np.float64)
     return b * p / (b * p - p + 1.0)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), LOGIT_CLIP, 1.0 - LOGIT_CLIP)
+    return np.log(p) - np.log1p(-p)
+
+
+def apply_calibration(raw: np.ndarray, calibration: dict) -> np.ndarray:
+    """The pd for the booster's raw probabilities, by the manifest's calibration map.
+
+    The map is plain numbers in the manifest: prior correction (`negative_sampling_rate`), Platt scaling
+    (pd = sigmoid(a * logit(raw) + b)) or isotonic (piecewise linear through `x` -> `y`, flat outside).
+    """
+    p = np.asarray(raw, dtype=np.float64)
+    method = calibration["method"]
+    if method == PRIOR_CORRECTION:
+        return prior_correction(p, calibration["negative_sampling_rate"])
+    if method == PLATT:
+        z = float(calibration["a"]) * logit(p) + float(calibration["b"])
+        return 1.0 / (1.0 + np.exp(-z))
+    if method == ISOTONIC:
+        x, y = np.asarray(calibration["x"], np.float64), np.asarray(calibration["y"], np.float64)
+        return np.interp(p, x, y)
+    raise ModelError(f"unknown calibration method {method!r}")
+
+
+def check_calibration(calibration: dict) -> None:
+    """Refuse, before any task runs, a calibration map that `apply_calibration` could not apply."""
+    needs = {PRIOR_CORRECTION: ("negative_sampling_rate",), PLATT: ("a", "b"), ISOTONIC: ("x", "y")}
+    method = calibration.get("method") if isinstance(calibration, dict) else None
+    if method not in needs:
+        raise ModelError(f"unknown calibration method {method!r}; expected one of {', '.join(needs)}")
+    absent = [key for key in needs[method] if key not in calibration]
+    if absent:
+        raise ModelError(f"{method} calibration lacks {', '.join(absent)}")
+    if method == PRIOR_CORRECTION and not 0.0 < float(calibration["negative_sampling_rate"]) <= 1.0:
+        raise ModelError("prior correction needs a negative_sampling_rate in (0, 1]")
+    if method == ISOTONIC:
+        x, y = np.asarray(calibration["x"], np.float64), np.asarray(calibration["y"], np.float64)
+        if x.ndim != 1 or len(x) < 2 or len(x) != len(y) or np.any(np.diff(x) <= 0):
+            raise ModelError("isotonic calibration needs x and y of equal length >= 2 with x increasing")
+        if np.any(np.diff(y) < 0) or y[0] < 0.0 or y[-1] > 1.0:
+            raise ModelError("isotonic calibration needs y non-decreasing within [0, 1]")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -71,21 +119,22 @@ class ScoringModel:
         return float(self.manifest["threshold"]["value"])
 
     @property
-    def negative_sampling_rate(self) -> float:
-        return float(self.manifest["calibration"]["negative_sampling_rate"])
+    def calibration(self) -> dict:
+        return self.manifest["calibration"]
 
     def predict_pd(self, matrix: np.ndarray) -> np.ndarray:
         """Calibrated pd (float64) for a feature matrix built by `features.feature_matrix`."""
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float64)
         raw = self.booster.inplace_predict(matrix, validate_features=False)
-        return prior_correction(raw, self.negative_sampling_rate)
+        return apply_calibration(raw, self.calibration)
 
     @classmethod
     def from_bytes(cls, model_bytes: bytes, manifest: dict, nthread: int | None = None) -> ScoringModel:
         """Load a booster from its checked file content (on a worker, from the driver's copy)."""
         if model_bytes[:1] == _PICKLE_MAGIC:
             raise ModelError("model file is a Python pickle; only XGBoost's native JSON format is loaded")
+        check_calibration(manifest["calibration"])
         booster = xgb.Booster()
         try:
             booster.load_model(bytearray(model_bytes))

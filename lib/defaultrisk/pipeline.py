@@ -16,8 +16,10 @@ from pyspark.sql import functions as F
 from defaultrisk import io
 from defaultrisk.config import ScoreConfig, TrainConfig, as_dict
 from defaultrisk.errors import InputError
+from defaultrisk.evaluation import read_truth
 from defaultrisk.features import model_input
 from defaultrisk.model import ScoringModel, read_checked_model, save_model
+from defaultrisk.report import write_report
 from defaultrisk.schema import (
     DEFAULT,
     MODEL_VERSION,
@@ -68,6 +70,7 @@ def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
     """Train a model on the labelled rows of `cfg.input_path` and write the model directory."""
     started = time.monotonic()
     log.info("train config: %s", json.dumps(as_dict(cfg), default=str))
+    truth = read_truth(cfg.truth_path) if cfg.truth_path else None  # fails before any Spark work
     validated = _read_validated(spark, cfg.input_path, cfg.input_format, labelled=True, skip_labelled=False)
     try:
         counts = _count_outcomes(validated)
@@ -80,7 +83,7 @@ def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
             .reset_index(drop=True)
         )
         counts["unlabelled_rows"] = counts["valid_rows"] - len(pdf)
-        result = fit(pdf, cfg)
+        result = fit(pdf, cfg, truth)
         model_dir = Path(cfg.model_dir)
         rejects_path = None
         if counts["rejected_rows"]:
@@ -96,19 +99,25 @@ def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
             "threshold": result.threshold,
             "calibration": result.calibration,
             "row_counts": {**counts, **result.row_counts},
-            "metrics": {"holdout": result.metrics},
-            "training": {k: v for k, v in as_dict(cfg).items() if k not in ("input_path", "model_dir")},
+            "metrics": {"holdout": result.metrics, **({"oracle": result.oracle} if result.oracle else {})},
+            "model_selection": result.selection,
+            "training": {
+                k: v for k, v in as_dict(cfg).items() if k not in ("input_path", "model_dir", "truth_path")
+            },
             "input_path": cfg.input_path,
+            "truth_path": cfg.truth_path,
         },
     )
     metrics = {
         "model_version": manifest["model_version"],
         "holdout": result.metrics,
+        "oracle": result.oracle,
         "threshold": result.threshold,
         "calibration": result.calibration,
         "row_counts": manifest["row_counts"],
     }
     (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    report_dir = write_report(model_dir, result, manifest["model_version"])
     return {
         "model_version": manifest["model_version"],
         "model_dir": str(model_dir),
@@ -116,6 +125,11 @@ def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
         "training_rows": result.row_counts["labelled_rows"],
         "holdout": {k: result.metrics[k] for k in SUMMARY_METRICS},
         "threshold": result.threshold["value"],
+        "strategy": result.selection["strategy"],
+        "trees": result.selection["rounds"],
+        "calibration": result.calibration["method"],
+        "oracle": ({k: result.oracle["metrics"][k] for k in SUMMARY_METRICS} if result.oracle else None),
+        "report": str(report_dir),
         "rejects": rejects_path,
         "seconds": round(time.monotonic() - started, 2),
     }

@@ -1,32 +1,52 @@
-"""Training: stratified hold-out, random undersampling, XGBoost, prior correction, threshold, metrics."""
+"""Training: stratified hold-out, cross-validated model choice, XGBoost, calibration, threshold, metrics.
+
+The hold-out is set aside first and used only to check the chosen model and to set the threshold: the
+imbalance strategy, the number of trees, the optional parameter search and the calibration are all
+chosen by cross-validation on the training rows.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from imblearn.under_sampling import RandomUnderSampler
-from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    log_loss,
-    precision_recall_curve,
-    roc_auc_score,
-)
 from sklearn.model_selection import train_test_split
 
 from defaultrisk.config import ThresholdRule, TrainConfig
-from defaultrisk.errors import ConfigError, InputError
-from defaultrisk.features import feature_matrix, xgb_feature_types
-from defaultrisk.model import PRIOR_CORRECTION, prior_correction
-from defaultrisk.schema import DEFAULT, FEATURE_NAMES, FEATURES
+from defaultrisk.errors import InputError
+from defaultrisk.evaluation import (
+    LOG_LOSS,
+    CVResult,
+    best_index,
+    best_result,
+    compare_calibrations,
+    compare_strategies,
+    fit_calibration,
+    oracle_comparison,
+    probability_metrics,
+    random_search,
+    reliability_table,
+    resample,
+    strategies,
+    stratified_folds,
+    train_booster,
+)
+from defaultrisk.features import feature_matrix
+from defaultrisk.model import apply_calibration
+from defaultrisk.schema import DEFAULT, FEATURES, UUID
 
 log = logging.getLogger(__name__)
 
 MIN_DEFAULTS = 10  # fewer labelled defaults than this cannot give a stratified split and a threshold
+TARGET_PRECISION = "target_precision"
+TARGET_RECALL = "target_recall"
+COST_RATIO = "cost_ratio"
+MAX_F1 = "max_f1"
+IMPORTANCE_TYPES = ("total_gain", "gain", "weight")
 
 
 @dataclass(frozen=True)
@@ -34,48 +54,112 @@ class TrainingResult:
     booster: xgb.Booster
     calibration: dict
     threshold: dict
-    metrics: dict
+    metrics: dict  # hold-out metrics of the calibrated pd
     row_counts: dict
     holdout_labels: np.ndarray
     holdout_pd: np.ndarray
+    selection: dict  # how the model was chosen: strategies, trees, search, calibrations (plain data)
+    reliability: list[dict]
+    feature_importance: list[dict]
+    timings: dict
+    holdout_true_pd: np.ndarray | None = None  # the oracle's pd on the hold-out rows, when known
+    oracle: dict | None = None  # oracle metrics and the model's gap to them on the same rows
 
 
-def undersample(labels: np.ndarray, ratio: float, seed: int) -> np.ndarray:
-    """Indices kept by imbalanced-learn's random undersampling of the non-defaulters, in input order."""
-    sampler = RandomUnderSampler(sampling_strategy=ratio, random_state=seed)
-    try:
-        kept, _ = sampler.fit_resample(np.arange(len(labels)).reshape(-1, 1), labels)
-    except ValueError as exc:
-        raise ConfigError(f"undersampling_ratio {ratio} cannot be applied: {exc}") from exc
-    return np.sort(kept.ravel())
+@dataclass(frozen=True)
+class DecisionCurve:
+    """Precision, recall, alert rate and counts at every distinct pd used as a threshold (ascending)."""
+
+    thresholds: np.ndarray
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    positives: int
+    rows: int
+
+    @property
+    def flagged(self) -> np.ndarray:
+        return self.true_positives + self.false_positives
+
+    @property
+    def precision(self) -> np.ndarray:
+        return self.true_positives / self.flagged
+
+    @property
+    def recall(self) -> np.ndarray:
+        return self.true_positives / max(self.positives, 1)
+
+    @property
+    def f1(self) -> np.ndarray:
+        p, r = self.precision, self.recall
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+
+    @property
+    def alert_rate(self) -> np.ndarray:
+        return self.flagged / self.rows
+
+    def cost(self, cost_ratio: float) -> np.ndarray:
+        """False alarms weighted by `cost_ratio` plus missed defaults, per customer."""
+        missed = self.positives - self.true_positives
+        return (cost_ratio * self.false_positives + missed) / self.rows
+
+
+def decision_curve(labels: np.ndarray, pds: np.ndarray) -> DecisionCurve:
+    """What flagging `pd >= t` does, for every distinct pd `t` (the customers flagged are counted once)."""
+    labels = np.asarray(labels)
+    order = np.argsort(-np.asarray(pds, dtype=np.float64), kind="stable")
+    sorted_pd = np.asarray(pds, dtype=np.float64)[order]
+    last_of_value = np.r_[np.flatnonzero(np.diff(sorted_pd)), len(sorted_pd) - 1]
+    true_positives = np.cumsum(labels[order])[last_of_value]
+    false_positives = last_of_value + 1 - true_positives
+    return DecisionCurve(
+        thresholds=sorted_pd[last_of_value][::-1],
+        true_positives=true_positives[::-1],
+        false_positives=false_positives[::-1],
+        positives=int(labels.sum()),
+        rows=len(labels),
+    )
 
 
 def choose_threshold(labels: np.ndarray, pds: np.ndarray, rule: ThresholdRule) -> dict:
-    """Apply the configured business rule on the hold-out; fall back to the best F1 if unreachable."""
-    precision, recall, thresholds = precision_recall_curve(labels, pds)
-    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    """Apply the configured business rule on the hold-out; fall back to the best F1 if unreachable.
+
+    target_precision: the lowest threshold whose precision reaches the target (the most defaults
+    caught at that precision); target_recall: the highest threshold whose recall reaches it (the fewest
+    alerts); cost_ratio: the threshold with the lowest cost of false alarms (weighted by the ratio) plus
+    missed defaults, the higher one on a tie.
+    """
+    curve = decision_curve(labels, pds)
     chosen = None
-    if rule.rule == "target_precision":
-        ok = np.flatnonzero((precision >= rule.target) & (recall > 0))
-        chosen = ok[0] if ok.size else None  # thresholds ascend: the first is the lowest
-    elif rule.rule == "target_recall":
-        ok = np.flatnonzero(recall >= rule.target)
+    if rule.rule == TARGET_PRECISION:
+        ok = np.flatnonzero((curve.precision >= rule.target) & (curve.recall > 0))
+        chosen = ok[0] if ok.size else None
+    elif rule.rule == TARGET_RECALL:
+        ok = np.flatnonzero(curve.recall >= rule.target)
         chosen = ok[-1] if ok.size else None
-    met = chosen is not None or rule.rule == "max_f1"
+    elif rule.rule == COST_RATIO:
+        cost = curve.cost(rule.cost_ratio)
+        chosen = np.flatnonzero(cost == cost.min())[-1]
+    met = chosen is not None or rule.rule == MAX_F1
     if chosen is None:
-        if rule.rule != "max_f1":
+        if rule.rule != MAX_F1:
             log.warning(
                 "threshold rule %s %s not reachable on the hold-out; best F1 used", rule.rule, rule.target
             )
-        chosen = int(np.argmax(f1))
-    return {
-        "value": float(thresholds[chosen]),
-        "rule": rule.rule,
-        "target": rule.target,
-        "rule_met": bool(met),
-    }
+        chosen = int(np.argmax(curve.f1))
+    threshold = {"value": float(curve.thresholds[chosen]), "rule": rule.rule, "rule_met": bool(met)}
+    if rule.rule in (TARGET_PRECISION, TARGET_RECALL):
+        threshold["target"] = rule.target
+    if rule.rule == COST_RATIO:
+        threshold["cost_ratio"] = rule.cost_ratio
+        threshold["cost_per_customer"] = float(curve.cost(rule.cost_ratio)[chosen])
+    threshold.update(
+        precision=float(curve.precision[chosen]),
+        recall=float(curve.recall[chosen]),
+        f1=float(curve.f1[chosen]),
+        alert_rate=float(curve.alert_rate[chosen]),
+    )
+    return threshold
 
 
 def evaluate(labels: np.ndarray, pds: np.ndarray, threshold: float) -> dict:
@@ -88,14 +172,7 @@ def evaluate(labels: np.ndarray, pds: np.ndarray, threshold: float) -> dict:
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "rows": len(labels),
-        "defaults": int(labels.sum()),
-        "default_rate": float(labels.mean()),
-        "mean_pd": float(pds.mean()),
-        "roc_auc": float(roc_auc_score(labels, pds)),
-        "pr_auc": float(average_precision_score(labels, pds)),
-        "brier": float(brier_score_loss(labels, pds)),
-        "log_loss": float(log_loss(labels, np.clip(pds, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        **probability_metrics(labels, pds),
         "threshold": float(threshold),
         "precision_at_threshold": precision,
         "recall_at_threshold": recall,
@@ -107,8 +184,73 @@ def evaluate(labels: np.ndarray, pds: np.ndarray, threshold: float) -> dict:
     }
 
 
-def fit(pdf: pd.DataFrame, cfg: TrainConfig) -> TrainingResult:
-    """Train on labelled rows (`uuid`, features, `default`), in a fixed row order for reproducibility."""
+def feature_importance(booster: xgb.Booster) -> list[dict]:
+    """Every feature's total gain, share of the total, mean gain per split and number of splits."""
+    scores = {kind: booster.get_score(importance_type=kind) for kind in IMPORTANCE_TYPES}
+    total = sum(scores["total_gain"].values()) or 1.0
+    rows = [
+        {
+            "feature": f.name,
+            "total_gain": float(scores["total_gain"].get(f.name, 0.0)),
+            "gain_share": float(scores["total_gain"].get(f.name, 0.0)) / total,
+            "gain": float(scores["gain"].get(f.name, 0.0)),
+            "splits": int(scores["weight"].get(f.name, 0)),
+        }
+        for f in FEATURES
+    ]
+    return sorted(rows, key=lambda r: (-r["total_gain"], r["feature"]))
+
+
+def _choose_model(matrix: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> tuple[CVResult, dict, list]:
+    """Cross-validate the strategies (and, if enabled, a parameter search); return the winner."""
+    selection = cfg.selection
+    folds = stratified_folds(labels, selection.cv_folds, cfg.seed)
+    started = time.monotonic()
+    compared = compare_strategies(
+        matrix,
+        labels,
+        folds,
+        strategies(selection),
+        cfg.xgboost,
+        cfg.seed,
+        selection.metric,
+        selection.round_step,
+        selection.patience,
+    )
+    best = best_result(compared, selection.metric)
+    report = {
+        "metric": selection.metric,
+        "cv_folds": selection.cv_folds,
+        "comparison": [r.summary() for r in compared],
+        "cv_seconds": round(time.monotonic() - started, 2),
+    }
+    if cfg.search.enabled:
+        outcome = random_search(
+            matrix,
+            labels,
+            folds,
+            best.strategy,
+            cfg.xgboost,
+            cfg.seed,
+            selection.metric,
+            selection.round_step,
+            selection.patience,
+            cfg.search.candidates,
+            cfg.search.time_budget_seconds,
+        )
+        report["search"] = {"strategy": best.strategy.name, **outcome.summary()}
+        contenders = [best, *outcome.results]
+        best = contenders[best_index([r.score for r in contenders], selection.metric)]
+    return best, report, folds
+
+
+def fit(pdf: pd.DataFrame, cfg: TrainConfig, true_pd: pd.Series | None = None) -> TrainingResult:
+    """Train on labelled rows (`uuid`, features, `default`), in a fixed row order for reproducibility.
+
+    `true_pd` (by uuid) is the truth of generated data: given, the hold-out metrics are set beside
+    the metrics the true pd reaches on the same rows.
+    """
+    started = time.monotonic()
     labels = pdf[DEFAULT].to_numpy(dtype=np.int64)
     defaults = int(labels.sum())
     if defaults < MIN_DEFAULTS or len(labels) - defaults < MIN_DEFAULTS:
@@ -122,43 +264,78 @@ def fit(pdf: pd.DataFrame, cfg: TrainConfig) -> TrainingResult:
     )
     train_idx = np.sort(train_idx)
     holdout_idx = np.sort(holdout_idx)
-    train_labels = labels[train_idx]
-    kept = train_idx[undersample(train_labels, cfg.undersampling_ratio, cfg.seed)]
-    negatives_before = int(np.sum(train_labels == 0))
-    negatives_kept = int(np.sum(labels[kept] == 0))
-    negative_sampling_rate = negatives_kept / negatives_before
+    train_matrix, train_labels = matrix[train_idx], labels[train_idx]
+    if int(train_labels.sum()) < cfg.selection.cv_folds:
+        raise InputError(
+            f"{cfg.selection.cv_folds}-fold cross-validation needs at least {cfg.selection.cv_folds} "
+            f"defaults among the training rows; got {int(train_labels.sum())}"
+        )
 
-    dtrain = xgb.DMatrix(
-        matrix[kept],
-        label=labels[kept],
-        feature_names=list(FEATURE_NAMES),
-        feature_types=xgb_feature_types(FEATURES),
-        enable_categorical=True,
+    best, selection, folds = _choose_model(train_matrix, train_labels, cfg)
+    chosen_at = time.monotonic()
+    calibrations = compare_calibrations(best, train_labels, folds, cfg.selection.calibration_methods)
+    method = calibrations[best_index([c[LOG_LOSS] for c in calibrations], LOG_LOSS)]["method"]
+
+    sample = resample(train_labels, best.strategy, cfg.seed)
+    booster = train_booster(
+        train_matrix[sample.rows],
+        train_labels[sample.rows],
+        best.params,
+        cfg.seed,
+        best.rounds,
+        sample.scale_pos_weight,
     )
-    booster = xgb.train(
-        cfg.xgboost.booster_params(cfg.seed), dtrain, num_boost_round=cfg.xgboost.n_estimators
-    )
+    fitted = {
+        row["method"]: fit_calibration(
+            row["method"], best.oof_raw, train_labels, sample.negative_sampling_rate
+        )
+        for row in calibrations
+    }
+    calibration = fitted[method]
+    fitted_at = time.monotonic()
 
     holdout_labels = labels[holdout_idx]
     raw = booster.inplace_predict(matrix[holdout_idx], validate_features=False)
-    holdout_pd = prior_correction(raw, negative_sampling_rate)
+    holdout_pd = apply_calibration(raw, calibration)
+    for row in calibrations:  # for the record only: the choice above did not see the hold-out
+        pds = apply_calibration(raw, fitted[row["method"]])
+        row.update(holdout_log_loss=probability_metrics(holdout_labels, pds)[LOG_LOSS])
+        row.update(holdout_mean_pd=float(pds.mean()))
     threshold = choose_threshold(holdout_labels, holdout_pd, cfg.threshold)
     metrics = evaluate(holdout_labels, holdout_pd, threshold["value"])
     metrics["mean_pd_before_correction"] = float(np.mean(raw))
-    calibration = {
-        "method": PRIOR_CORRECTION,
-        "negative_sampling_rate": negative_sampling_rate,
-        "train_default_rate": float(train_labels.mean()),
-        "undersampled_default_rate": float(labels[kept].mean()),
-    }
+
+    selection.update(
+        strategy=best.strategy.name,
+        rounds=best.rounds,
+        cv_score=best.score,
+        params=asdict(best.params),
+        calibration_method=method,
+        calibration_comparison=calibrations,
+    )
+    holdout_true_pd, oracle = _oracle(pdf[UUID].to_numpy()[holdout_idx], holdout_labels, holdout_pd, true_pd)
     row_counts = {
         "labelled_rows": len(labels),
         "train_rows": len(train_idx),
-        "train_rows_after_undersampling": len(kept),
+        "train_rows_after_resampling": len(sample.rows),
         "holdout_rows": len(holdout_idx),
         "train_defaults": int(train_labels.sum()),
         "holdout_defaults": int(holdout_labels.sum()),
     }
+    timings = {
+        "model_choice": round(chosen_at - started, 2),
+        "final_fit": round(fitted_at - chosen_at, 2),
+        "fit_total": round(time.monotonic() - started, 2),
+    }
+    log.info(
+        "chose %s, %d trees, %s calibration; hold-out log loss %.5f, ROC AUC %.4f; fit in %.1fs",
+        best.strategy.name,
+        best.rounds,
+        method,
+        metrics[LOG_LOSS],
+        metrics["roc_auc"],
+        timings["fit_total"],
+    )
     return TrainingResult(
         booster=booster,
         calibration=calibration,
@@ -167,4 +344,36 @@ def fit(pdf: pd.DataFrame, cfg: TrainConfig) -> TrainingResult:
         row_counts=row_counts,
         holdout_labels=holdout_labels,
         holdout_pd=holdout_pd,
+        selection=selection,
+        reliability=reliability_table(holdout_labels, holdout_pd, holdout_true_pd),
+        feature_importance=feature_importance(booster),
+        timings=timings,
+        holdout_true_pd=holdout_true_pd,
+        oracle=oracle,
+    )
+
+
+def _oracle(
+    uuids: np.ndarray, labels: np.ndarray, pds: np.ndarray, true_pd: pd.Series | None
+) -> tuple[np.ndarray | None, dict | None]:
+    """The true pd of the hold-out rows and the oracle's metrics beside the model's, on the same rows."""
+    if true_pd is None:
+        return None, None
+    truth = true_pd.reindex(uuids).to_numpy(dtype=np.float64)
+    known = ~np.isnan(truth)
+    if not known.any() or labels[known].min() == labels[known].max():
+        raise InputError("the truth file gives a true pd for too few hold-out rows to compare with")
+    if not known.all():
+        log.warning(
+            "the truth file lacks %d of %d hold-out rows; compared on the rest", (~known).sum(), len(known)
+        )
+    oracle_metrics = probability_metrics(labels[known], truth[known])
+    model_metrics = probability_metrics(labels[known], pds[known])
+    return (
+        truth if known.all() else None,
+        {
+            "rows": int(known.sum()),
+            "metrics": oracle_metrics,
+            "vs_model": oracle_comparison(model_metrics, oracle_metrics),
+        },
     )
