@@ -5,11 +5,14 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from pyspark import TaskContext
 
+from defaultrisk import io
 from defaultrisk.errors import EXIT_INPUT, EXIT_MODEL, EXIT_USAGE
 from defaultrisk.sample import make_history, write_original_csv
 from defaultrisk.schema import FEATURE_NAMES, INPUT_COLUMNS, SCORED_SCHEMA
@@ -115,8 +118,8 @@ def test_rerun_replaces_its_date_and_leaves_other_dates_byte_identical(
     spark, trained, snapshot, tmp_path, capsys
 ):
     output = tmp_path / "scored"
-    for date in ("2026-11-21", "2026-11-22"):
-        assert _score(spark, capsys, trained[0], snapshot[0], output, date)[0] == 0
+    for day in ("2026-11-21", "2026-11-22"):
+        assert _score(spark, capsys, trained[0], snapshot[0], output, day)[0] == 0
     other = output / "snapshot_date=2026-11-21"
     other_rejects = output / "_rejects" / "snapshot_date=2026-11-21"
     before, before_rejects = _digest(other), _digest(other_rejects)
@@ -301,3 +304,22 @@ def test_scoring_twice_gives_identical_rows_and_results_bytes(spark, trained, sn
         spark.conf.set(key_shuffle, saved[1])
     assert runs[0][0].equals(runs[1][0])
     assert runs[0][1] == runs[1][1]
+
+
+def test_a_write_failing_in_one_task_leaves_the_live_partition_byte_identical(spark, tmp_path):
+    root, day = tmp_path / "table", date(2026, 11, 21)
+    rows = spark.createDataFrame([(i, day) for i in range(40)], "x long, snapshot_date date").repartition(4)
+    io.swap_in(spark, io.stage_partition(rows, str(root), day, "run-1", {"rows": 40}))
+    before = _digest(root)
+
+    def fail_in_one_task(batches):
+        for batch in batches:
+            if TaskContext.get().partitionId() == 2:
+                raise RuntimeError("injected failure while writing")
+            yield batch
+
+    failing = rows.mapInPandas(fail_in_one_task, rows.schema)
+    with pytest.raises(Exception, match="injected failure"):
+        io.stage_partition(failing, str(root), day, "run-2", {"rows": 40})
+    assert _digest(root) == before
+    assert sorted(p.name for p in root.iterdir()) == ["snapshot_date=2026-11-21"]

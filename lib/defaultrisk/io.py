@@ -138,13 +138,19 @@ def stage_partition(
     root = root.rstrip("/")
     staging_root = f"{root}/{STAGING_DIR}/{run_id}"
     staged = partition_path(staging_root, snapshot_date)
+    result = StagedPartition(root, run_id, partition_path(root, snapshot_date), staged)
     try:
         df.write.mode("errorifexists").partitionBy(SNAPSHOT_DATE).parquet(staging_root)
-    except AnalysisException as exc:
-        raise OutputError(f"cannot write {staging_root}: {_first_line(exc)}") from exc
-    _mkdirs(spark, staged)
-    write_text(spark, f"{staged}/{SUCCESS_MARKER}", json.dumps(marker, sort_keys=True, default=str) + "\n")
-    return StagedPartition(root, run_id, partition_path(root, snapshot_date), staged)
+        _mkdirs(spark, staged)
+        write_text(
+            spark, f"{staged}/{SUCCESS_MARKER}", json.dumps(marker, sort_keys=True, default=str) + "\n"
+        )
+    except BaseException as exc:
+        discard(spark, result)
+        if isinstance(exc, AnalysisException):
+            raise OutputError(f"cannot write {staging_root}: {_first_line(exc)}") from exc
+        raise
+    return result
 
 
 def swap_in(spark: SparkSession, staged: StagedPartition) -> str:
