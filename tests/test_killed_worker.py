@@ -20,7 +20,7 @@ from defaultrisk.sample import make_snapshot, write_original_csv
 
 pytestmark = pytest.mark.slow
 
-ROWS = 100_000
+ROWS = 60_000
 BAD_ROWS = 7
 DATE = "2026-11-21"
 REPO = Path(__file__).resolve().parents[1]
