@@ -22,6 +22,15 @@ REPO = TESTS.parent
 HISTORY_ROWS = 40_000
 SNAPSHOT_ROWS = 3_000
 SNAPSHOT_BAD_ROWS = 7
+# A quick model for the tests that run the training job itself.
+SMALL_TRAIN_TOML = """
+[train]
+seed = 7
+[xgboost]
+n_estimators = 30
+max_depth = 3
+learning_rate = 0.2
+"""
 
 
 @pytest.fixture(scope="session")

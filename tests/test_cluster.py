@@ -20,6 +20,8 @@ import pytest
 
 from defaultrisk.sample import make_history, make_snapshot, write_original_csv
 
+from conftest import SMALL_TRAIN_TOML
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,14 +31,6 @@ SNAPSHOT_BAD_ROWS = 7
 SNAPSHOT_DATE = "2026-11-21"
 JOB_TIMEOUT = 300
 COMPARED_COLUMNS = ["uuid", "pd", "is_high_risk", "model_version"]
-SMALL_TRAIN_TOML = """
-[train]
-seed = 7
-[xgboost]
-n_estimators = 30
-max_depth = 3
-learning_rate = 0.2
-"""
 APP_ID = re.compile(r"app-\d{14}-\d{4}")
 
 

@@ -17,21 +17,13 @@ from defaultrisk.errors import EXIT_INPUT, EXIT_MODEL, EXIT_USAGE
 from defaultrisk.sample import make_history, write_original_csv
 from defaultrisk.schema import FEATURE_NAMES, INPUT_COLUMNS, SCORED_SCHEMA
 
+from conftest import SMALL_TRAIN_TOML
 from rows import row, write_csv
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))
 import score as score_job  # noqa: E402
 import train as train_job  # noqa: E402
-
-SMALL_TRAIN_TOML = """
-[train]
-seed = 7
-[xgboost]
-n_estimators = 30
-max_depth = 3
-learning_rate = 0.2
-"""
 
 
 def _summary(capsys) -> dict:
