@@ -230,18 +230,6 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         stream.close()
 
 
-def read_text(spark: SparkSession, path: str) -> str | None:
-    fs, jpath = _fs(spark, path)
-    if not fs.exists(jpath):
-        return None
-    jvm = spark.sparkContext._jvm
-    stream = fs.open(jpath)
-    try:
-        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-    finally:
-        stream.close()
-
-
 def _mkdirs(spark: SparkSession, path: str) -> None:
     fs, jpath = _fs(spark, path)
     if not fs.mkdirs(jpath):
