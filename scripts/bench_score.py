@@ -1,0 +1,600 @@
+"""Throughput of the scoring job against the single-process limit and against xgboost.spark.
+
+On the same generated snapshot (Parquet) and the same 100-tree depth-6 XGBoost model, three variants
+are timed, each in a subprocess of its own so its memory is measured alone:
+
+- `job`: `jobs/score.py` exactly as users run it (`reason_codes = 0`, no results.csv). Its time is the
+  run summary's `seconds` (without Spark start-up); the process's wall time and start-up are shown apart.
+- `limit`: the same work in one Python process: pyarrow read, `scoring.score_frame`, pyarrow write of
+  uuid, pd and is_high_risk; XGBoost uses every core.
+- `xgboost_spark`: the peer: a local SparkSession (`conf/spark-local.conf`) reading the same Parquet,
+  category codes in Spark SQL, `xgboost.spark.SparkXGBClassifierModel` around the same booster, the
+  manifest's calibration in Spark SQL, uuid and pd written to Parquet (timed after session start).
+
+Each variant runs `--repeat` times (rounds of job, limit, xgboost_spark, nothing else running between
+them); seconds, wall time and peak memory are medians over the runs. Peak memory is the largest sum of
+resident memory over the subprocess and all its descendants (JVM, Python workers), polled from /proc
+every 0.1 s; pages shared between processes count once per process. The three outputs are joined on
+uuid and their pd compared with the limit's. Reason codes are timed apart: the job on the first
+`--reason-rows` rows with `reason_codes = 3` and with `reason_codes = 0`.
+
+Generated data and the model are cached in `--work-dir` (default `bench-output/`), keyed by rows and
+seed, and reused by later runs. Run from the repository root:
+
+    export PYSPARK_PYTHON=$PWD/.venv/bin/python
+    .venv/bin/python scripts/bench_score.py --rows 1000000 4000000
+
+The table goes to stdout and the last stdout line is one JSON object: `rows`, per variant
+`{seconds, rows_per_s, peak_rss_mb}` (the job's also `wall_seconds`, `startup_seconds`), `job_vs_limit`,
+`job_vs_xgboost_spark`, `max_abs_pd_diff`, `reason_codes` and `sizes` (the same figures for each
+`--rows` value; the top level holds the largest). Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+try:
+    import defaultrisk  # noqa: F401
+except ImportError:  # run from a checkout without the package installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+
+from defaultrisk.schema import CATEGORY, FEATURES, FLAG, IS_HIGH_RISK, NUMERIC, PD, UUID, Feature
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+    from xgboost.spark import SparkXGBClassifierModel
+
+REPO = Path(__file__).resolve().parents[1]
+SCORE_JOB = REPO / "jobs" / "score.py"
+SNAPSHOT_DATE = "2026-11-24"
+VARIANTS = ("job", "limit", "xgboost_spark")
+CHUNK_ROWS = 250_000  # rows generated (and written as one file) at a time
+POLL_SECONDS = 0.1
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+MB = 1024 * 1024
+
+# The benchmark's model: 100 trees of depth 6 on an undersampled generated history, prior-corrected.
+MODEL_HISTORY_ROWS = 100_000
+MODEL_TREES = 100
+MODEL_DEPTH = 6
+MODEL_ETA = 0.1
+NEGATIVE_SAMPLING_RATE = 0.1
+HIGH_RISK_THRESHOLD = 0.1
+# Rows per batch the single process reads, scores and writes (a batch never spans files); as fast as
+# the whole table at once, in bounded memory.
+LIMIT_BATCH_ROWS = CHUNK_ROWS
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed run of a variant: its own seconds, the process's wall time and peak memory."""
+
+    seconds: float
+    wall_seconds: float
+    peak_rss_mb: float
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench_score", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000], help="snapshot size(s), N")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per variant (medians are reported)")
+    parser.add_argument("--work-dir", type=Path, default=REPO / "bench-output", help="data, model, outputs")
+    parser.add_argument(
+        "--reason-rows", type=int, default=100_000, help="rows for timing reason codes apart; 0 skips it"
+    )
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset to run")
+    parser.add_argument("--seed", type=int, default=11, help="seed of the generated data and model")
+    parser.add_argument("--keep-outputs", action="store_true", help="keep every variant's scored output")
+    # What the benchmark spawns to run one variant in a process of its own.
+    parser.add_argument("--run-variant", choices=("limit", "xgboost_spark"), help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown or not args.variants:
+        parser.error(f"--variants takes a subset of {','.join(VARIANTS)}, not {args.variants}")
+    if args.repeat < 1 or min(args.rows) < 1 or args.reason_rows < 0:
+        parser.error("--repeat and --rows must be at least 1, --reason-rows at least 0")
+    return args
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the model -------------------------------------------------------------------------------------
+
+
+def ensure_model(work_dir: Path, seed: int) -> Path:
+    """The benchmark's model directory, trained once and reused."""
+    from defaultrisk.model import MANIFEST_FILE
+
+    model_dir = work_dir / f"model-{MODEL_TREES}trees-depth{MODEL_DEPTH}-seed{seed}"
+    if (model_dir / MANIFEST_FILE).is_file():
+        print(f"model: reusing {model_dir}")
+        return model_dir
+    started = time.monotonic()
+    train_model(model_dir, seed)
+    print(f"model: trained in {time.monotonic() - started:.1f} s -> {model_dir}")
+    return model_dir
+
+
+def train_model(model_dir: Path, seed: int) -> None:
+    import xgboost as xgb
+
+    from defaultrisk.features import feature_matrix, xgb_feature_types
+    from defaultrisk.model import PRIOR_CORRECTION, save_model
+    from defaultrisk.sample import make_history
+    from defaultrisk.schema import DEFAULT, FEATURE_NAMES
+
+    history, _ = make_history(MODEL_HISTORY_ROWS, seed)
+    labels = history[DEFAULT].to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    keep = (labels == 1) | (rng.random(len(labels)) < NEGATIVE_SAMPLING_RATE)
+    matrix = feature_matrix(history, FEATURES)
+    train = xgb.DMatrix(
+        matrix[keep],
+        label=labels[keep],
+        feature_names=list(FEATURE_NAMES),
+        feature_types=xgb_feature_types(FEATURES),
+        enable_categorical=True,
+    )
+    params = {
+        "objective": "binary:logistic",
+        "tree_method": "hist",
+        "max_depth": MODEL_DEPTH,
+        "eta": MODEL_ETA,
+        "seed": seed,
+    }
+    booster = xgb.train(params, train, num_boost_round=MODEL_TREES)
+    fields = {
+        "threshold": {"value": HIGH_RISK_THRESHOLD, "rule": "fixed"},
+        "calibration": {"method": PRIOR_CORRECTION, "negative_sampling_rate": NEGATIVE_SAMPLING_RATE},
+        "row_counts": {"history_rows": len(labels), "training_rows": int(keep.sum())},
+        "training": {"params": params, "rounds": MODEL_TREES, "source": "defaultrisk.sample.make_history"},
+    }
+    save_model(model_dir, booster, fields)
+
+
+# --- the data --------------------------------------------------------------------------------------
+
+_ARROW_TYPES = {NUMERIC: pa.float64(), CATEGORY: pa.string(), FLAG: pa.bool_()}
+
+
+def arrow_type(feature: Feature) -> pa.DataType:
+    """The Parquet type of a feature, as its Spark type says (whole numbers as int64)."""
+    return _ARROW_TYPES.get(feature.kind, pa.int64())
+
+
+SNAPSHOT_SCHEMA = pa.schema(
+    [pa.field(UUID, pa.string()), *[pa.field(f.name, arrow_type(f)) for f in FEATURES]]
+)
+
+
+def snapshot_table(frame: pd.DataFrame) -> pa.Table:
+    """A generated snapshot frame as a typed Arrow table (missing whole numbers become nulls)."""
+    columns = [pa.array(frame[UUID].to_numpy(), type=pa.string())]
+    for feature in FEATURES:
+        values = frame[feature.name].to_numpy()
+        if arrow_type(feature) == pa.int64() and values.dtype.kind == "f":
+            missing = np.isnan(values)
+            values = pa.array(np.where(missing, 0, values).astype(np.int64), mask=missing)
+        columns.append(pa.array(values, type=arrow_type(feature), from_pandas=True))
+    return pa.Table.from_arrays(columns, schema=SNAPSHOT_SCHEMA)
+
+
+def ensure_data(work_dir: Path, rows: int, seed: int) -> Path:
+    """`rows` generated customers as a Parquet folder (one file per chunk), generated once and reused."""
+    from defaultrisk.sample import make_snapshot
+
+    path = work_dir / "data" / f"customers-{rows}-seed{seed}.parquet"
+    if path.is_dir():
+        print(f"data: reusing {path}")
+        return path
+    started = time.monotonic()
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for index, start in enumerate(range(0, rows, CHUNK_ROWS)):
+        frame, _ = make_snapshot(min(CHUNK_ROWS, rows - start), seed=seed * 100_000 + index)
+        pq.write_table(snapshot_table(frame), partial / f"part-{index:05d}.parquet")
+    check_unique_uuids(partial, rows)
+    partial.rename(path)
+    print(f"data: generated {rows:,} rows in {time.monotonic() - started:.1f} s -> {path}")
+    return path
+
+
+def check_unique_uuids(path: Path, rows: int) -> None:
+    uuids = ds.dataset(path, format="parquet").to_table(columns=[UUID])[UUID]
+    distinct = pc.count_distinct(uuids).as_py()
+    if len(uuids) != rows or distinct != rows:
+        raise SystemExit(
+            f"generated data at {path}: {len(uuids)} rows, {distinct} distinct uuids, not {rows}"
+        )
+
+
+def ensure_head(data: Path, rows: int) -> Path:
+    """The first `rows` rows of a generated snapshot, as a Parquet file of its own."""
+    path = data.with_name(f"{data.stem}-first{rows}.parquet")
+    if not path.is_file():
+        table = ds.dataset(data, format="parquet").head(rows)
+        pq.write_table(table, path.with_name(path.name + ".partial"))
+        path.with_name(path.name + ".partial").rename(path)
+    return path
+
+
+# --- running and measuring a process ---------------------------------------------------------------
+
+
+def process_tree_rss(root: int) -> int:
+    """Resident bytes of `root` and all its descendants, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, ()))
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * PAGE_BYTES
+        except OSError:
+            continue
+    return total
+
+
+def watch_peak_rss(pid: int, done: threading.Event, peak: list[int]) -> None:
+    while not done.is_set():
+        peak[0] = max(peak[0], process_tree_rss(pid))
+        done.wait(POLL_SECONDS)
+
+
+def run_measured(command: list[str], log_path: Path, cwd: Path) -> tuple[dict, float, float]:
+    """Run a command, return its last stdout line as JSON, its wall seconds and its peak tree RSS (MB)."""
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    done, peak = threading.Event(), [0]
+    started = time.monotonic()
+    with log_path.open("w") as stderr:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=cwd
+        )
+        watcher = threading.Thread(target=watch_peak_rss, args=(process.pid, done, peak), daemon=True)
+        watcher.start()
+        stdout, _ = process.communicate()
+    wall = time.monotonic() - started
+    done.set()
+    watcher.join()
+    lines = stdout.strip().splitlines()
+    if process.returncode != 0 or not lines:
+        raise SystemExit(f"{' '.join(command)} failed (exit {process.returncode}); see {log_path}")
+    return json.loads(lines[-1]), wall, peak[0] / MB
+
+
+def score_config(work_dir: Path, reason_codes: int) -> Path:
+    path = work_dir / "conf" / f"score-reason-codes-{reason_codes}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"[score]\nreason_codes = {reason_codes}\n")
+    return path
+
+
+def job_command(data: Path, model_dir: Path, output: Path, config: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(SCORE_JOB),
+        *("--input", str(data), "--model-dir", str(model_dir), "--output", str(output)),
+        *("--snapshot-date", SNAPSHOT_DATE, "--config", str(config)),
+    ]
+
+
+def variant_command(variant: str, data: Path, model_dir: Path, output: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *("--run-variant", variant, "--input", str(data), "--model-dir", str(model_dir)),
+        *("--output", str(output)),
+    ]
+
+
+def run_variant(
+    variant: str, data: Path, model_dir: Path, output: Path, config: Path, log_path: Path, rows: int
+) -> Run:
+    shutil.rmtree(output, ignore_errors=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if variant == "job":
+        command = job_command(data, model_dir, output, config)
+    else:
+        command = variant_command(variant, data, model_dir, output)
+    summary, wall, peak = run_measured(command, log_path, cwd=output.parent)
+    if variant == "job" and (summary["scored_rows"], summary["rejected_rows"]) != (rows, 0):
+        raise SystemExit(f"the job scored {summary['scored_rows']} and rejected {summary['rejected_rows']}")
+    return Run(seconds=float(summary["seconds"]), wall_seconds=wall, peak_rss_mb=peak)
+
+
+# --- the variants in their own processes -----------------------------------------------------------
+
+
+def score_in_one_process(data: str, model_dir: str, output: str) -> int:
+    """The limit: read, `score_frame` and write in this process, batch by batch."""
+    from defaultrisk.model import load_model
+    from defaultrisk.scoring import score_frame
+
+    model = load_model(model_dir)
+    started = time.monotonic()
+    out_schema = pa.schema([(UUID, pa.string()), (PD, pa.float64()), (IS_HIGH_RISK, pa.bool_())])
+    Path(output).mkdir(parents=True, exist_ok=True)
+    dataset = ds.dataset(data, format="parquet")
+    rows = 0
+    with pq.ParquetWriter(Path(output) / "part-00000.parquet", out_schema) as writer:
+        for batch in dataset.to_batches(batch_size=LIMIT_BATCH_ROWS):
+            scored = score_frame(batch.to_pandas(), model, reason_codes=0)
+            writer.write_table(pa.Table.from_pandas(scored[[UUID, PD, IS_HIGH_RISK]], schema=out_schema))
+            rows += len(scored)
+    print(json.dumps({"rows": rows, "seconds": round(time.monotonic() - started, 3)}), flush=True)
+    return 0
+
+
+def encoded_feature(feature: Feature) -> Column:
+    """A feature as xgboost.spark reads it: a number, or a category's vocabulary index (unseen: null)."""
+    from pyspark.sql import functions as F
+
+    if feature.kind != CATEGORY:
+        return F.col(feature.name).cast("double").alias(feature.name)
+    position = F.array_position(F.array(*[F.lit(v) for v in feature.values]), F.col(feature.name))
+    return F.when(position > 0, position - 1).cast("double").alias(feature.name)
+
+
+def calibrated_pd(probability: Column, calibration: dict) -> Column:
+    """The manifest's prior correction, pd = b*p / (b*p - p + 1), as a Spark expression."""
+    from defaultrisk.model import PRIOR_CORRECTION
+
+    if calibration["method"] != PRIOR_CORRECTION:
+        raise SystemExit(f"the benchmark applies prior correction only, not {calibration['method']}")
+    b = float(calibration["negative_sampling_rate"])
+    return (probability * b) / (probability * b - probability + 1.0)
+
+
+def spark_xgb_model(model_dir: str, nthread: int) -> SparkXGBClassifierModel:
+    """xgboost.spark's model around the booster of `model_dir`, reading the features as named columns."""
+    from xgboost import XGBClassifier
+    from xgboost.spark import SparkXGBClassifierModel
+
+    from defaultrisk.model import MODEL_FILE
+    from defaultrisk.schema import FEATURE_NAMES
+
+    classifier = XGBClassifier()
+    classifier.load_model(str(Path(model_dir) / MODEL_FILE))
+    classifier.get_booster().set_param({"nthread": nthread})  # as the job: one thread per task slot
+    model = SparkXGBClassifierModel(classifier)
+    # A model built this way (not by fit or load) lacks the device default its transform reads.
+    model.set(model.device, "cpu")
+    model.set(model.features_cols, list(FEATURE_NAMES))
+    return model
+
+
+def score_with_xgboost_spark(data: str, model_dir: str, output: str) -> int:
+    """The peer: a local session, SQL category codes, SparkXGBClassifierModel.transform, SQL calibration."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    from defaultrisk.model import read_checked_model
+    from defaultrisk.session import build_session
+
+    _, manifest = read_checked_model(model_dir)
+    spark = build_session("bench-xgboost-spark")
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        started = time.monotonic()
+        model = spark_xgb_model(model_dir, int(spark.conf.get("spark.task.cpus", "1")))
+        features = spark.read.parquet(data).select(F.col(UUID), *[encoded_feature(f) for f in FEATURES])
+        probability = vector_to_array(F.col(model.getProbabilityCol()))[1]
+        scored = model.transform(features).select(
+            F.col(UUID), calibrated_pd(probability, manifest["calibration"]).alias(PD)
+        )
+        scored.write.mode("overwrite").parquet(output)
+        seconds = time.monotonic() - started
+    finally:
+        spark.stop()
+    print(json.dumps({"seconds": round(seconds, 3)}), flush=True)
+    return 0
+
+
+# --- comparing the outputs -------------------------------------------------------------------------
+
+
+def output_pds(variant: str, output: Path) -> pa.Table:
+    path = output / f"snapshot_date={SNAPSHOT_DATE}" if variant == "job" else output
+    return ds.dataset(path, format="parquet").to_table(columns=[UUID, PD])
+
+
+def max_pd_differences(outputs: dict[str, Path], rows: int) -> dict[str, float]:
+    """Per variant, the largest |pd - reference pd| over rows joined on uuid (reference: the limit)."""
+    reference = "limit" if "limit" in outputs else next(iter(outputs))
+    ref = output_pds(reference, outputs[reference]).rename_columns([UUID, "reference_pd"])
+    differences = {}
+    for variant, output in outputs.items():
+        if variant == reference:
+            continue
+        joined = output_pds(variant, output).join(ref, UUID, join_type="inner")
+        if joined.num_rows != rows:
+            raise SystemExit(f"{variant} and {reference} share {joined.num_rows} uuids, not {rows}")
+        diff = np.abs(joined[PD].to_numpy() - joined["reference_pd"].to_numpy())
+        differences[f"{variant}_vs_{reference}"] = float(diff.max())
+    return differences
+
+
+# --- the benchmark ---------------------------------------------------------------------------------
+
+
+def bench_size(args: argparse.Namespace, data: Path, rows: int, model_dir: Path, config: Path) -> dict:
+    """Time every chosen variant on `rows` customers; the figures for one size."""
+    runs_dir = args.work_dir / "runs" / str(rows)
+    outputs = {variant: runs_dir / variant for variant in args.variants}
+    runs: dict[str, list[Run]] = {variant: [] for variant in args.variants}
+    for attempt in range(1, args.repeat + 1):
+        for variant in args.variants:
+            log_path = args.work_dir / "logs" / f"{rows}-{variant}-{attempt}.log"
+            run = run_variant(variant, data, model_dir, outputs[variant], config, log_path, rows)
+            runs[variant].append(run)
+            log(f"{rows:,} rows, run {attempt}/{args.repeat}, {variant}: {run.seconds:.2f} s")
+    differences = max_pd_differences(outputs, rows) if len(outputs) > 1 else {}
+    return figures(rows, runs, differences)
+
+
+def median_run(runs: list[Run]) -> Run:
+    return Run(
+        seconds=statistics.median(r.seconds for r in runs),
+        wall_seconds=statistics.median(r.wall_seconds for r in runs),
+        peak_rss_mb=statistics.median(r.peak_rss_mb for r in runs),
+    )
+
+
+def variant_figures(rows: int, run: Run, variant: str) -> dict:
+    seconds = round(run.seconds, 3)
+    result = {
+        "seconds": seconds,
+        "rows_per_s": round(rows / seconds, 1),
+        "peak_rss_mb": round(run.peak_rss_mb, 1),
+    }
+    if variant == "job":
+        result["wall_seconds"] = round(run.wall_seconds, 3)
+        result["startup_seconds"] = round(run.wall_seconds - run.seconds, 3)
+    return result
+
+
+def ratio(numerator: dict | None, denominator: dict | None) -> float | None:
+    if numerator is None or denominator is None:
+        return None
+    return round(numerator["seconds"] / denominator["seconds"], 3)
+
+
+def figures(rows: int, runs: dict[str, list[Run]], differences: dict[str, float]) -> dict:
+    result: dict = {"rows": rows}
+    walls = {}
+    for variant, variant_runs in runs.items():
+        median = median_run(variant_runs)
+        result[variant] = variant_figures(rows, median, variant)
+        walls[variant] = round(median.wall_seconds, 3)
+    result["job_vs_limit"] = ratio(result.get("job"), result.get("limit"))
+    result["job_vs_xgboost_spark"] = ratio(result.get("xgboost_spark"), result.get("job"))
+    result["max_abs_pd_diff"] = max(differences.values()) if differences else None
+    result["_differences"], result["_walls"] = differences, walls
+    return result
+
+
+def bench_reason_codes(args: argparse.Namespace, data: Path, model_dir: Path) -> dict:
+    """The job on the first `--reason-rows` rows, with and without reason codes: their extra cost."""
+    rows = min(args.reason_rows, ds.dataset(data, format="parquet").count_rows())
+    head = ensure_head(data, rows)
+    seconds = {}
+    for count in (3, 0):
+        output = args.work_dir / "runs" / f"reason-codes-{count}"
+        log_path = args.work_dir / "logs" / f"reason-codes-{count}.log"
+        config = score_config(args.work_dir, count)
+        seconds[count] = run_variant("job", head, model_dir, output, config, log_path, rows).seconds
+        log(f"{rows:,} rows, job with reason_codes = {count}: {seconds[count]:.2f} s")
+    extra = (seconds[3] - seconds[0]) / rows * 1000.0
+    return {
+        "rows": rows,
+        "seconds_with": seconds[3],
+        "seconds_without": seconds[0],
+        "extra_ms_per_row": round(extra, 4),
+    }
+
+
+TABLE_COLUMNS = ("variant", "seconds", "rows/s", "vs limit", "peak RSS MB", "wall s", "start-up s")
+TABLE_ROW = "{:<14}{:>9}{:>11}{:>10}{:>13}{:>9}{:>12}"
+
+
+def print_table(result: dict) -> None:
+    """One line per variant; start-up is the process's wall time minus the variant's own seconds."""
+    limit = result.get("limit")
+    print(f"\n{result['rows']:,} rows")
+    print(TABLE_ROW.format(*TABLE_COLUMNS))
+    for variant in VARIANTS:
+        row = result.get(variant)
+        if row is None:
+            continue
+        wall = result["_walls"][variant]
+        print(
+            TABLE_ROW.format(
+                variant,
+                f"{row['seconds']:.2f}",
+                f"{row['rows_per_s']:,.0f}",
+                f"{row['seconds'] / limit['seconds']:.2f}x" if limit else "-",
+                f"{row['peak_rss_mb']:,.0f}",
+                f"{wall:.2f}",
+                f"{wall - row['seconds']:.2f}",
+            )
+        )
+    for name, value in result["_differences"].items():
+        print(f"max |pd difference| {name.replace('_vs_', ' vs ')}: {value:.3g}")
+
+
+def print_reason_codes(reasons: dict) -> None:
+    print(
+        f"\nreason codes on {reasons['rows']:,} rows: job {reasons['seconds_with']:.2f} s with 3, "
+        f"{reasons['seconds_without']:.2f} s without: {reasons['extra_ms_per_row']:.3f} ms extra per row"
+    )
+
+
+def public(result: dict) -> dict:
+    return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.run_variant == "limit":
+        return score_in_one_process(args.input, args.model_dir, args.output)
+    if args.run_variant == "xgboost_spark":
+        return score_with_xgboost_spark(args.input, args.model_dir, args.output)
+    args.work_dir = args.work_dir.resolve()
+    model_dir = ensure_model(args.work_dir, args.seed)
+    config = score_config(args.work_dir, 0)
+    data = {rows: ensure_data(args.work_dir, rows, args.seed) for rows in sorted(set(args.rows))}
+    sizes = [bench_size(args, path, rows, model_dir, config) for rows, path in data.items()]
+    for result in sizes:
+        print_table(result)
+    summary = public(sizes[-1])
+    summary["reason_codes"] = None
+    if args.reason_rows:
+        summary["reason_codes"] = bench_reason_codes(args, data[max(data)], model_dir)
+        print_reason_codes(summary["reason_codes"])
+    summary["sizes"] = [public(result) for result in sizes]
+    if not args.keep_outputs:
+        shutil.rmtree(args.work_dir / "runs", ignore_errors=True)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

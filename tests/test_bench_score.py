@@ -1,0 +1,51 @@
+"""The scoring benchmark end to end on a tiny snapshot: its last stdout line keeps its contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS = 20_000
+# All three variants feed the same float32 features to the same booster and apply prior correction to
+# its float32 probability in float64 in the same order, so they agree exactly on this machine. The
+# tolerance allows one float32 ulp of the raw probability (~6e-8 relative), should the probability
+# xgboost.spark derives from the margin (scipy's expit) round differently from XGBoost's own sigmoid.
+PD_TOLERANCE = 1e-6
+
+
+@pytest.mark.slow
+def test_bench_score_prints_its_figures_as_json_last(tmp_path):
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "bench_score.py"),
+        # Reason codes are timed by two more Spark jobs: left to the real runs, to keep the suite short.
+        *("--rows", str(ROWS), "--repeat", "1", "--reason-rows", "0"),
+        *("--work-dir", str(tmp_path)),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert result["rows"] == ROWS
+    for variant in ("job", "limit", "xgboost_spark"):
+        figures = result[variant]
+        assert figures["seconds"] > 0
+        assert figures["rows_per_s"] == pytest.approx(ROWS / figures["seconds"], rel=1e-3)
+        assert figures["peak_rss_mb"] > 0
+    job = result["job"]
+    assert job["wall_seconds"] > job["seconds"]
+    assert job["startup_seconds"] == pytest.approx(job["wall_seconds"] - job["seconds"], abs=1e-2)
+    assert result["job_vs_limit"] == pytest.approx(job["seconds"] / result["limit"]["seconds"], rel=1e-2)
+    assert result["job_vs_xgboost_spark"] == pytest.approx(
+        result["xgboost_spark"]["seconds"] / job["seconds"], rel=1e-2
+    )
+    assert 0 <= result["max_abs_pd_diff"] < PD_TOLERANCE
+    assert result["reason_codes"] is None
+    assert [size["rows"] for size in result["sizes"]] == [ROWS]
