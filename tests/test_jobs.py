@@ -134,8 +134,12 @@ def test_rerun_with_every_row_rejected_empties_that_date(spark, trained, snapsho
     assert code == 0
     assert (summary["scored_rows"], summary["rejected_rows"]) == (0, 2)
     partition = output / "snapshot_date=2026-11-21"
-    assert [p.name for p in partition.iterdir()] == ["_SUCCESS"]
     assert json.loads((partition / "_SUCCESS").read_text())["scored_rows"] == 0
+    emptied = pq.read_table(partition)  # no rows, but the table's columns: readers still see its schema
+    assert emptied.num_rows == 0
+    assert {"uuid", "pd", "is_high_risk", "reason_codes", "model_version", "scored_at"} <= set(
+        emptied.schema.names
+    )
     assert pq.read_table(output / "_rejects" / "snapshot_date=2026-11-21").num_rows == 2
 
 
@@ -301,7 +305,9 @@ def test_scoring_twice_gives_identical_rows_and_results_bytes(spark, trained, sn
 def test_a_write_failing_in_one_task_leaves_the_live_partition_byte_identical(spark, tmp_path):
     root, day = tmp_path / "table", date(2026, 11, 21)
     rows = spark.createDataFrame([(i, day) for i in range(40)], "x long, snapshot_date date").repartition(4)
-    io.swap_in(spark, io.stage_partition(rows, str(root), day, "run-1", {"rows": 40}))
+    staged = io.stage_partition(rows, str(root), day, "run-1")
+    io.mark_staged(spark, staged, {"rows": 40})
+    io.swap_in(spark, staged)
     before = _digest(root)
 
     def fail_in_one_task(batches):
@@ -312,6 +318,6 @@ def test_a_write_failing_in_one_task_leaves_the_live_partition_byte_identical(sp
 
     failing = rows.mapInPandas(fail_in_one_task, rows.schema)
     with pytest.raises(Exception, match="injected failure"):
-        io.stage_partition(failing, str(root), day, "run-2", {"rows": 40})
+        io.stage_partition(failing, str(root), day, "run-2")
     assert _digest(root) == before
     assert sorted(p.name for p in root.iterdir()) == ["snapshot_date=2026-11-21"]

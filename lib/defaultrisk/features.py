@@ -9,7 +9,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from defaultrisk.schema import CATEGORY, FEATURES, UUID, Feature
+from defaultrisk.schema import CATEGORY, FEATURES, FLAG, UUID, Feature
 
 # XGBoost feature types: categorical features are vocabulary codes, the rest are numbers.
 XGB_CATEGORICAL = "c"
@@ -29,6 +29,32 @@ def model_input(df: DataFrame, features: Sequence[Feature] = FEATURES, keep: Seq
         *[F.col(f.name) if f.kind == CATEGORY else F.col(f.name).cast("double") for f in features],
         *[F.col(c) for c in keep],
     )
+
+
+def _as_float(feature: Feature) -> str:
+    """SQL: the feature as XGBoost reads it, a float, NaN for missing (see `feature_matrix`)."""
+    column = "`" + feature.name + "`"
+    if feature.kind == CATEGORY:
+        codes = " ".join(
+            "WHEN '" + value.replace("\\", "\\\\").replace("'", "\\'") + f"' THEN {code}"
+            for code, value in enumerate(feature.values)
+        )
+        value = f"CASE {column} {codes} END"
+    elif feature.kind == FLAG:
+        value = f"CAST({column} AS INT)"
+    else:
+        value = column
+    # Through double first: a whole number is rounded once to double and once to float, as in pandas.
+    return f"coalesce(CAST(CAST({value} AS DOUBLE) AS FLOAT), CAST('NaN' AS FLOAT)) AS {column}"
+
+
+def matrix_input(df: DataFrame, features: Sequence[Feature] = FEATURES) -> DataFrame:
+    """`uuid` and the features in the model's order as floats, exactly the values of `feature_matrix`.
+
+    This is the only shape sent to the scoring workers: the JVM does the conversion, so the workers
+    receive four bytes a value and stack columns into a matrix without touching a row.
+    """
+    return df.selectExpr(f"`{UUID}`", *[_as_float(f) for f in features])
 
 
 def xgb_feature_types(features: Sequence[Feature] = FEATURES) -> list[str]:

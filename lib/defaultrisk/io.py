@@ -41,7 +41,7 @@ def resolve_format(path: str, input_format: str) -> str:
 
 
 def read_raw(spark: SparkSession, path: str, input_format: str = "auto") -> DataFrame:
-    """Read a customer table with every column as text, exactly as given, plus `raw_line`.
+    """Read a customer table, plus `raw_line`: CSV columns as text, exactly as given; Parquet as typed.
 
     `raw_line` holds the whole line of a CSV row that does not have the header's number of fields
     (a truncated line, a stray separator); it is null for well-formed rows and for Parquet.
@@ -54,7 +54,7 @@ def read_raw(spark: SparkSession, path: str, input_format: str = "auto") -> Data
         else:
             df = spark.read.parquet(path)
             df = df.select(
-                *[F.col(f"`{c}`").cast("string").alias(c.strip()) for c in df.columns],
+                *[F.col(f"`{c}`").alias(c.strip()) for c in df.columns],
                 F.lit(None).cast("string").alias(RAW_LINE),
             )
     except AnalysisException as exc:
@@ -125,32 +125,40 @@ class StagedPartition:
     staged: str
 
 
-def stage_partition(
-    df: DataFrame, root: str, snapshot_date: date, run_id: str, marker: dict
-) -> StagedPartition:
-    """Write one date's new partition under `ROOT/_staging/RUN_ID/` with its completion marker.
+def stage_partition(df: DataFrame, root: str, snapshot_date: date, run_id: str) -> StagedPartition:
+    """Write one date's new partition under `ROOT/_staging/RUN_ID/`; `mark_staged` completes it.
 
-    The marker (`_SUCCESS`, JSON about the run) is written last, inside the partition, so it moves in
-    with the data. An empty frame gives an empty partition that still carries its marker. Folders
-    starting with `_` are skipped by Parquet readers of the table.
+    The files go straight into the partition's folder (`snapshot_date=...`, the value in the path,
+    not in the files, as a partitioned write lays it out) without sorting rows by a constant. An
+    empty frame gives an empty partition. Folders starting with `_` are skipped by Parquet readers
+    of the table.
     """
     spark = df.sparkSession
     root = root.rstrip("/")
-    staging_root = f"{root}/{STAGING_DIR}/{run_id}"
-    staged = partition_path(staging_root, snapshot_date)
+    staged = partition_path(f"{root}/{STAGING_DIR}/{run_id}", snapshot_date)
     result = StagedPartition(root, run_id, partition_path(root, snapshot_date), staged)
     try:
-        df.write.mode("errorifexists").partitionBy(SNAPSHOT_DATE).parquet(staging_root)
-        _mkdirs(spark, staged)
-        write_text(
-            spark, f"{staged}/{SUCCESS_MARKER}", json.dumps(marker, sort_keys=True, default=str) + "\n"
-        )
+        df.drop(SNAPSHOT_DATE).write.mode("errorifexists").parquet(staged)
     except BaseException as exc:
         discard(spark, result)
         if isinstance(exc, AnalysisException):
-            raise OutputError(f"cannot write {staging_root}: {_first_line(exc)}") from exc
+            raise OutputError(f"cannot write {staged}: {_first_line(exc)}") from exc
         raise
     return result
+
+
+def staged_rows(spark: SparkSession, staged: StagedPartition, schema) -> int:
+    """Rows in a staged partition, from the Parquet footers (no data is read)."""
+    return spark.read.schema(schema).parquet(staged.staged).count()
+
+
+def mark_staged(spark: SparkSession, staged: StagedPartition, marker: dict) -> None:
+    """Write the partition's completion marker (`_SUCCESS`, JSON about the run), the last file in it.
+
+    It moves in with the data, so a partition with a marker is complete.
+    """
+    text = json.dumps(marker, sort_keys=True, default=str) + "\n"
+    write_text(spark, f"{staged.staged}/{SUCCESS_MARKER}", text)
 
 
 def swap_in(spark: SparkSession, staged: StagedPartition) -> str:

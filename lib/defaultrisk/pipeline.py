@@ -27,7 +27,6 @@ from defaultrisk.schema import (
     REASON,
     REQUIRED_COLUMNS,
     SCORED_AT,
-    SNAPSHOT_DATE,
     UUID,
 )
 from defaultrisk.scoring import check_executor_libraries, score_partitions
@@ -63,7 +62,9 @@ def _read_validated(spark: SparkSession, path: str, input_format: str, labelled:
     has_label = ~(label_text.isNull() | F.upper(F.trim(label_text)).isin(*MISSING_TOKENS))
     skipped = has_label if skip_labelled else F.lit(False)
     validated = validate(raw, labelled=labelled).withColumn(_SKIPPED, skipped)
-    return validated.persist(StorageLevel.MEMORY_AND_DISK)
+    # Training reads the validated rows three times (counts, rows, rejects) and keeps them; scoring
+    # reads its input twice, each pass a column-pruned scan cheaper than caching whole rows.
+    return validated.persist(StorageLevel.MEMORY_AND_DISK) if labelled else validated
 
 
 def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
@@ -161,10 +162,30 @@ def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
     validated = _read_validated(
         spark, cfg.input_path, cfg.input_format, labelled=False, skip_labelled=cfg.unlabeled_only
     )
+    log.info("read and checked for duplicates in %.1fs", time.monotonic() - started)
+    considered = validated.filter(~F.col(_SKIPPED)).drop(_SKIPPED)
     staged = []
     try:
-        counts = _count_outcomes(validated)
-        log.info("validated in %.1fs: %s", time.monotonic() - started, json.dumps(counts))
+        # Two passes over the input, each reading it once: the valid rows through the model into the
+        # table, the rejected rows (no Python) into the rejects. Counts come from the written files.
+        scored = score_partitions(valid_rows(considered), model_bytes, manifest, cfg.reason_codes).select(
+            "*",
+            F.lit(manifest["model_version"]).alias(MODEL_VERSION),
+            F.lit(started_at).cast("timestamp").alias(SCORED_AT),
+        )
+        scores = io.stage_partition(scored, cfg.output_dir, cfg.snapshot_date, run_id)
+        staged.append(scores)
+        log.info("scored at %.1fs", time.monotonic() - started)
+        rejects = rejected_rows(considered)
+        staged.append(io.stage_partition(rejects, cfg.effective_rejects_dir, cfg.snapshot_date, run_id))
+        counts = {
+            "valid_rows": io.staged_rows(spark, scores, scored.schema),
+            "rejected_rows": io.staged_rows(spark, staged[1], rejects.schema),
+        }
+        counts["input_rows"] = counts["valid_rows"] + counts["rejected_rows"]
+        if cfg.unlabeled_only:
+            counts["skipped_rows"] = validated.filter(F.col(_SKIPPED)).count()
+        log.info("rejects written at %.1fs: %s", time.monotonic() - started, json.dumps(counts))
         marker = {
             "run_id": run_id,
             "snapshot_date": cfg.snapshot_date.isoformat(),
@@ -174,34 +195,15 @@ def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
             "rejected_rows": counts["rejected_rows"],
             "started_at": started_at.isoformat(timespec="seconds"),
         }
-        considered = validated.filter(~F.col(_SKIPPED)).drop(_SKIPPED)
-        snapshot = F.lit(cfg.snapshot_date).cast("date").alias(SNAPSHOT_DATE)
-        scored = score_partitions(valid_rows(considered), model_bytes, manifest, cfg.reason_codes).select(
-            "*",
-            F.lit(manifest["model_version"]).alias(MODEL_VERSION),
-            F.lit(started_at).cast("timestamp").alias(SCORED_AT),
-            snapshot,
-        )
-        scores = io.stage_partition(scored, cfg.output_dir, cfg.snapshot_date, run_id, marker)
-        staged.append(scores)
-        log.info("scored %d rows at %.1fs", counts["valid_rows"], time.monotonic() - started)
-        rejects = rejected_rows(considered).select("*", snapshot)
-        staged.append(
-            io.stage_partition(rejects, cfg.effective_rejects_dir, cfg.snapshot_date, run_id, marker)
-        )
+        for partition in staged:
+            io.mark_staged(spark, partition, marker)
         if cfg.results_csv:
-            written = (
-                spark.read.parquet(scores.staged).select(UUID, PD)
-                if counts["valid_rows"]
-                else spark.createDataFrame([], f"{UUID} string, {PD} double")
-            )
+            written = spark.read.schema(scored.schema).parquet(scores.staged).select(UUID, PD)
             results_staged = io.stage_results_csv(written, cfg.results_csv, cfg.results_csv_decimals, run_id)
     except BaseException:
         for partition in staged:
             io.discard(spark, partition)
         raise
-    finally:
-        validated.unpersist()
 
     partition, rejects_partition = (io.swap_in(spark, s) for s in staged)
     if cfg.results_csv:

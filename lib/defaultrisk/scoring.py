@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import xgboost as xgb
 from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 
 from defaultrisk.errors import ModelError
-from defaultrisk.features import feature_matrix, model_input, xgb_feature_types
+from defaultrisk.features import feature_matrix, matrix_input, xgb_feature_types
 from defaultrisk.model import ScoringModel
 from defaultrisk.schema import FEATURE_NAMES, FEATURES, IS_HIGH_RISK, PD, REASON_CODES, UUID
 
 SCORE_SCHEMA = f"{UUID} string, {PD} double, {IS_HIGH_RISK} boolean, {REASON_CODES} array<string>"
+_REASONS = pa.list_(pa.string())
 
 # One loaded booster per worker process and model, reused by every task the process runs.
 _WORKER_MODELS: dict[str, ScoringModel] = {}
@@ -41,21 +43,48 @@ def top_reasons(model: ScoringModel, matrix: np.ndarray, count: int) -> list[lis
     return [names[idx[share > 0]].tolist() for idx, share in zip(order, shares, strict=True)]
 
 
+def score_matrix(matrix: np.ndarray, model: ScoringModel, reason_codes: int = 0) -> tuple:
+    """pd, is_high_risk and reason codes (or None) for a matrix built like `features.feature_matrix`."""
+    pds = model.predict_pd(matrix)
+    reasons = top_reasons(model, matrix, reason_codes) if reason_codes else None
+    return pds, pds >= model.threshold, reasons
+
+
 def score_frame(pdf: pd.DataFrame, model: ScoringModel, reason_codes: int = 0) -> pd.DataFrame:
     """Score a pandas frame of `uuid` + features: `uuid`, calibrated `pd`, `is_high_risk`, `reason_codes`.
 
     `reason_codes` is how many reasons to name per row; with 0 the column holds nulls.
     """
-    matrix = feature_matrix(pdf, FEATURES)
-    pds = model.predict_pd(matrix)
-    reasons = top_reasons(model, matrix, reason_codes) if reason_codes else [None] * len(pds)
+    pds, high, reasons = score_matrix(feature_matrix(pdf, FEATURES), model, reason_codes)
     return pd.DataFrame(
         {
             UUID: pdf[UUID].to_numpy(dtype=object),
             PD: pds,
-            IS_HIGH_RISK: pds >= model.threshold,
-            REASON_CODES: pd.Series(reasons, dtype=object),
+            IS_HIGH_RISK: high,
+            REASON_CODES: pd.Series(reasons if reasons is not None else [None] * len(pds), dtype=object),
         }
+    )
+
+
+def arrow_matrix(batch: pa.RecordBatch) -> np.ndarray:
+    """The float32 matrix of a batch of `features.matrix_input` rows (its columns after `uuid`)."""
+    matrix = np.empty((batch.num_rows, len(FEATURES)), dtype=np.float32)
+    for j in range(len(FEATURES)):
+        matrix[:, j] = batch.column(j + 1).to_numpy(zero_copy_only=False)
+    return matrix
+
+
+def score_batch(batch: pa.RecordBatch, model: ScoringModel, reason_codes: int = 0) -> pa.RecordBatch:
+    """Score one Arrow batch of `features.matrix_input` rows; `uuid` passes through untouched."""
+    pds, high, reasons = score_matrix(arrow_matrix(batch), model, reason_codes)
+    return pa.RecordBatch.from_arrays(
+        [
+            batch.column(0),
+            pa.array(pds, type=pa.float64()),
+            pa.array(high, type=pa.bool_()),
+            pa.array(reasons, type=_REASONS) if reasons is not None else pa.nulls(len(pds), _REASONS),
+        ],
+        names=[UUID, PD, IS_HIGH_RISK, REASON_CODES],
     )
 
 
@@ -98,10 +127,12 @@ def worker_model(model_bytes: bytes, manifest: dict, driver_xgboost: str) -> Sco
 
 
 def score_partitions(df: DataFrame, model_bytes: bytes, manifest: dict, reason_codes: int = 0) -> DataFrame:
-    """Score every partition of a frame of valid rows with a pandas UDF wrapping `score_frame`.
+    """Score every partition of a frame of valid rows with an Arrow UDF sharing `score_frame`'s core.
 
-    The UDF closes over plain values only (the checked model file's bytes and its manifest); the
-    feature order and category codes come from the schema, never from what a batch happens to hold.
+    Only `uuid` and the features, already floats, go to Python, as Arrow batches that become the
+    matrix without a pandas frame in between; `uuid` comes back as it went. The UDF closes over
+    plain values only (the checked model file's bytes and its manifest); the feature order and
+    category codes come from the schema, never from what a batch happens to hold.
     """
 
     driver_xgboost = xgb.__version__
@@ -109,7 +140,7 @@ def score_partitions(df: DataFrame, model_bytes: bytes, manifest: dict, reason_c
     def score_batches(batches):
         model = worker_model(model_bytes, manifest, driver_xgboost)
         for batch in batches:
-            if len(batch):
-                yield score_frame(batch, model, reason_codes)
+            if batch.num_rows:
+                yield score_batch(batch, model, reason_codes)
 
-    return model_input(df, FEATURES).mapInPandas(score_batches, schema=SCORE_SCHEMA)
+    return matrix_input(df, FEATURES).mapInArrow(score_batches, schema=SCORE_SCHEMA)

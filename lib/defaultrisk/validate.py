@@ -4,13 +4,16 @@ Nothing is lost: every input row comes out of `validate` once, with `reason` nul
 every problem found in it (`column: problem`, joined by `; `).
 
 The checks are generated from the schema as Spark SQL expressions: a handful of JVM calls build the
-whole plan, where column-by-column Python objects would cost thousands of round trips per run.
+whole plan, where column-by-column Python objects would cost thousands of round trips per run. Text
+columns (CSV, or Parquet written as strings) are parsed; typed Parquet columns are checked as they are,
+without a round trip through text.
 """
 
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from defaultrisk.schema import (
     CATEGORY,
@@ -27,12 +30,15 @@ from defaultrisk.schema import (
     Feature,
 )
 
-RAW = "_raw"  # struct of the row's values exactly as read, kept for the rejects output
+RAW = "_raw"  # struct of the row's values as read (as text), kept for the rejects output
 REASON_SEPARATOR = "; "
 MISSING_TOKENS = ("", "NA")
 # Whole-number columns are stored as long; beyond 2**53 a double no longer holds every whole number.
 _MAX_WHOLE = 2**53
 _COPIES = "_copies"
+_KEY = "_key"
+_NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
+_WHOLE_NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 
 
 def _q(name: str) -> str:
@@ -46,7 +52,8 @@ def _lit(text: str) -> str:
 def _present(column: str) -> str:
     """SQL: the trimmed text of `column`, or NULL when it is empty or `NA`."""
     tokens = ", ".join(_lit(t) for t in MISSING_TOKENS)
-    return f"CASE WHEN upper(trim({_q(column)})) IN ({tokens}) THEN NULL ELSE trim({_q(column)}) END"
+    text = f"CAST({_q(column)} AS STRING)"
+    return f"CASE WHEN upper(trim({text})) IN ({tokens}) THEN NULL ELSE trim({text}) END"
 
 
 def _text(name: str) -> str:
@@ -57,30 +64,43 @@ def _value(name: str) -> str:
     return f"_value_{name}"
 
 
-def _parse(feature: Feature) -> list[str]:
-    """First pass: each value trimmed and cast once (`_value_*` null for a missing or unparsable value)."""
-    text = _present(feature.name)
-    cast = {CATEGORY: text, FLAG: f"try_cast({text} AS BOOLEAN)"}.get(
-        feature.kind, f"try_cast({text} AS DOUBLE)"
-    )
-    return [f"{text} AS {_q(_text(feature.name))}", f"{cast} AS {_q(_value(feature.name))}"]
+def _parse(feature: Feature, dtype: T.DataType) -> tuple[list[str], bool]:
+    """First pass: each value typed once (`_value_*` null for a missing or unparsable value).
+
+    Returns the expressions and whether a present value can fail to parse (text input, or a number
+    where true/false belongs); a typed number needs no parsing, only the checks of `_check`.
+    """
+    column = _q(feature.name)
+    if feature.kind == CATEGORY or not isinstance(dtype, (*_NUMBERS, T.BooleanType)):
+        text = _present(feature.name)
+        cast = {CATEGORY: text, FLAG: f"try_cast({text} AS BOOLEAN)"}.get(
+            feature.kind, f"try_cast({text} AS DOUBLE)"
+        )
+        return [f"{text} AS {_q(_text(feature.name))}", f"{cast} AS {_q(_value(feature.name))}"], True
+    if feature.kind == FLAG and not isinstance(dtype, T.BooleanType):
+        value = f"CASE WHEN {column} = 0 THEN false WHEN {column} = 1 THEN true END"
+        return [f"{column} AS {_q(_text(feature.name))}", f"{value} AS {_q(_value(feature.name))}"], True
+    value = column if feature.kind == FLAG else f"CAST({column} AS DOUBLE)"
+    return [f"{value} AS {_q(_value(feature.name))}"], False
 
 
 def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _check(feature: Feature) -> tuple[str, str | None]:
+def _check(feature: Feature, dtype: T.DataType, parsed: bool) -> tuple[str, str | None]:
     """Second pass: the typed value of one feature, and its problem (the first that applies), if any."""
     text, value = _q(_text(feature.name)), _q(_value(feature.name))
     problems: list[tuple[str, str]] = []
     if feature.kind == FLAG:
-        problems.append((f"{text} IS NOT NULL AND {value} IS NULL", "not true/false"))
+        if parsed:
+            problems.append((f"{text} IS NOT NULL AND {value} IS NULL", "not true/false"))
     elif feature.kind != CATEGORY:
-        problems.append((f"{text} IS NOT NULL AND {value} IS NULL", "not a number"))
+        if parsed:
+            problems.append((f"{text} IS NOT NULL AND {value} IS NULL", "not a number"))
         # Checked before the ranges: Spark orders NaN above every number.
         problems.append((f"isnan({value}) OR abs({value}) = double('inf')", "not a finite number"))
-        if feature.kind in (COUNT, CODE):
+        if feature.kind in (COUNT, CODE) and not isinstance(dtype, _WHOLE_NUMBERS):
             problems.append((f"{value} != floor({value})", "not a whole number"))
             problems.append((f"abs({value}) > {_MAX_WHOLE}", "too large"))
         if feature.minimum is not None:
@@ -116,38 +136,103 @@ def _label() -> tuple[str, str]:
     return typed, reason
 
 
+def has_label() -> F.Column:
+    """True for a raw row whose `default` is given (not empty, not `NA`)."""
+    return F.expr(f"{_present(DEFAULT)} IS NOT NULL")
+
+
+def _key() -> str:
+    """SQL: the key duplicates are found by: the uuid as given, trimmed, in lower case."""
+    return f"lower({_present(UUID)})"
+
+
+def duplicate_keys(df: DataFrame) -> list[tuple[str, int]]:
+    """Every uuid (as `_key` gives it) held by more than one row, with its number of rows.
+
+    Two small jobs instead of a shuffle of whole rows: rows are first counted by a 64-bit hash of their
+    key (eight bytes a row cross the network, not the row); only the rare hashes seen more than once
+    are then resolved to their exact keys.
+    """
+    keyed = df.selectExpr(f"{_key()} AS {_KEY}").where(f"{_KEY} IS NOT NULL")
+    hashes = [
+        r[0]
+        for r in keyed.groupBy(F.xxhash64(_KEY).alias("h")).count().where("count > 1").select("h").collect()
+    ]
+    if not hashes:
+        return []
+    exact = keyed.where(F.xxhash64(_KEY).isin(hashes)).groupBy(_KEY).count().where("count > 1")
+    return sorted((r[0], int(r[1])) for r in exact.collect())
+
+
+def _with_copies(df: DataFrame, duplicates: list[tuple[str, int]]) -> DataFrame:
+    if not duplicates:
+        return df.withColumn(_COPIES, F.lit(1).cast("long"))
+    copies = df.sparkSession.createDataFrame(duplicates, f"{_KEY} string, {_COPIES} long")
+    keyed = df.withColumn(_KEY, F.expr(_key()))
+    return (
+        keyed.join(F.broadcast(copies), on=_KEY, how="left")
+        .withColumn(_COPIES, F.coalesce(F.col(_COPIES), F.lit(1).cast("long")))
+        .drop(_KEY)
+    )
+
+
 def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
     """Type every column of a raw table and give each row its `reason` (null when valid).
 
-    `df` has the schema's input columns as text plus `raw_line` (see `io.select_known_columns`).
-    The result has `uuid`, the typed features, `default` (typed when `labelled`, else null), `reason`
-    and `_raw`, the values as read. A missing `default` is not a problem: it marks an unlabelled row.
+    `df` has the schema's input columns (as text, or typed as a Parquet file holds them) plus
+    `raw_line` (see `io.select_known_columns`). The result has `uuid`, the typed features, `default`
+    (typed when `labelled`, else null), `reason` and `_raw`, the values as read, as text. A missing
+    `default` is not a problem: it marks an unlabelled row.
+
+    Finding duplicated uuids runs two small Spark jobs now; the rest of the plan runs when used, and
+    `_raw` costs nothing unless rejected rows are read.
     """
+    types = {field.name: field.dataType for field in df.schema.fields}
     label, label_reason = (
         _label() if labelled else (f"CAST(NULL AS INT) AS {_q(DEFAULT)}", f"NULL AS {REASON}")
     )
-    raw = ", ".join(_q(c) for c in (*INPUT_COLUMNS, RAW_LINE))
-    parsed = df.selectExpr(
+    raw = ", ".join(f"CAST({_q(c)} AS STRING) AS {_q(c)}" for c in (*INPUT_COLUMNS, RAW_LINE))
+    first, parsed = [], {}
+    for feature in FEATURES:
+        exprs, parsed[feature.name] = _parse(feature, types[feature.name])
+        first.extend(exprs)
+    with_copies = _with_copies(df, duplicate_keys(df))
+    typed_rows = with_copies.selectExpr(
         f"{_present(UUID)} AS {_q(UUID)}",
-        *[expr for feature in FEATURES for expr in _parse(feature)],
+        *first,
         label,
         label_reason,
+        _COPIES,
+        _q(RAW_LINE),
         f"struct({raw}) AS {RAW}",
-    ).selectExpr("*", f"count(1) OVER (PARTITION BY lower({_q(UUID)})) AS {_COPIES}")
+    )
 
-    typed, reasons = [], [f"CASE WHEN {RAW}.{RAW_LINE} IS NOT NULL THEN 'line: wrong number of fields' END"]
+    line_problem = f"{_q(RAW_LINE)} IS NOT NULL"
+    typed, reasons = [], [f"CASE WHEN {line_problem} THEN 'line: wrong number of fields' END"]
     reasons.extend(_uuid_reasons())
+    reasons.append(_q(REASON))
     for feature in FEATURES:
-        column, reason = _check(feature)
+        column, reason = _check(feature, types[feature.name], parsed[feature.name])
         typed.append(column)
         if reason:
             reasons.append(reason)
-    joined = f"concat_ws({_lit(REASON_SEPARATOR)}, {', '.join(reasons)}, {_q(REASON)})"
-    return parsed.selectExpr(
+    # Each check is its own small column, so the generated code stays in methods the JIT compiles;
+    # a valid row (most rows) only tests them for null and builds no text.
+    problems = [f"_problem_{i}" for i in range(len(reasons))]
+    checked = typed_rows.selectExpr(
         _q(UUID),
         *typed,
         _q(DEFAULT),
-        f"CASE WHEN {joined} = '' THEN NULL ELSE {joined} END AS {_q(REASON)}",
+        *[f"{reason} AS {name}" for reason, name in zip(reasons, problems, strict=True)],
+        RAW,
+    )
+    any_problem = " OR ".join(f"{name} IS NOT NULL" for name in problems)
+    joined = f"concat_ws({_lit(REASON_SEPARATOR)}, {', '.join(problems)})"
+    return checked.selectExpr(
+        _q(UUID),
+        *[_q(f.name) for f in FEATURES],
+        _q(DEFAULT),
+        f"CASE WHEN {any_problem} THEN {joined} END AS {_q(REASON)}",
         RAW,
     )
 
