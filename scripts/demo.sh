@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole product on embedded defaults: generate sample data, train once, score three snapshot dates.
+# The whole product on embedded defaults: generate sample data, train once, backfill three snapshot dates,
+# show the run log and the drift report.
 # Usage: scripts/demo.sh [OUTPUT_DIR]   (default: demo-output)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +21,27 @@ echo "== training on $OUT/data/history.csv"
 "$PY" jobs/train.py --input "$OUT/data/history.csv" --model-dir "$OUT/model" \
   --truth "$OUT/data/truth/history_true_pd.csv" 2> "$OUT/train.log" | tail -n 1
 
-for d in "${DATES[@]}"; do
-  echo "== scoring snapshot $d"
-  "$PY" jobs/score.py --input "$OUT/data/snapshots/customers_$d.csv" --model-dir "$OUT/model" \
-    --output "$OUT/scored" --snapshot-date "$d" --results-csv "$OUT/results/$d/results.csv" \
-    2> "$OUT/score-$d.log" | tail -n 1
-done
+echo "== scoring snapshots ${DATES[0]} to ${DATES[-1]} (a backfill: each date its own atomic run)"
+"$PY" jobs/score.py --input "$OUT/data/snapshots/customers_{snapshot_date}.csv" --model-dir "$OUT/model" \
+  --output "$OUT/scored" --from "${DATES[0]}" --to "${DATES[-1]}" \
+  --results-csv "$OUT/results/{snapshot_date}/results.csv" 2> "$OUT/score.log" | tail -n 1
+
+echo "== run log ($OUT/scored/_runs) and drift (PSI against the training rows)"
+"$PY" - "$OUT/scored" <<'PY'
+import json, sys
+from pathlib import Path
+import pyarrow.parquet as pq
+root = Path(sys.argv[1])
+runs = pq.read_table(root / "_runs").sort_by("started_at").to_pandas()
+columns = ["snapshot_date", "status", "model_version", "input_rows", "scored_rows", "rejected_rows",
+           "pd_mean", "pd_p99", "high_risk_share", "max_psi"]
+print(runs[columns].to_string(index=False))
+for report in sorted(root.glob("_drift/snapshot_date=*/drift.json")):
+    doc = json.loads(report.read_text())
+    top = doc["columns"][0]
+    print(f"{doc['snapshot_date']}: bands {doc['bands']}, top mover {top['feature']} PSI {top['psi']:.4f}"
+          f" -> {report.parent / 'top_movers.png'}")
+PY
 
 cat <<TXT
 
@@ -34,6 +50,8 @@ Wrote:
   evaluation report (PNG+JSON)  $OUT/model/report/
   scored table (Parquet)        $OUT/scored/snapshot_date=YYYY-MM-DD/
   rejected rows with reasons    $OUT/scored/_rejects/snapshot_date=YYYY-MM-DD/
+  run log (one row per run)     $OUT/scored/_runs/
+  drift report per date         $OUT/scored/_drift/snapshot_date=YYYY-MM-DD/  (drift.json, .parquet, .png)
   results.csv per date          $OUT/results/YYYY-MM-DD/results.csv
   job logs                      $OUT/*.log
 TXT

@@ -174,6 +174,14 @@ def _run(spark, capsys, model_dir: Path, input_path: Path, output: Path) -> tupl
     return code, summary, captured.err
 
 
+def _only_the_failed_run_logged(spark, output: Path, err: str) -> None:
+    """Nothing written but the run log's row for the failed run, with the error the job printed."""
+    assert sorted(p.name for p in output.iterdir()) == ["_runs"]
+    runs = spark.read.parquet(str(output / "_runs")).collect()
+    assert [(r.status, r.scored_rows) for r in runs] == [("failed", None)]
+    assert runs[0].error in err.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input(case, spark, trained, tmp_path, capsys):
     build, expected = CASES[case]
@@ -183,7 +191,7 @@ def test_bad_input(case, spark, trained, tmp_path, capsys):
     assert code == expected.code, err[-2000:]
     if code != EXIT_OK:
         assert expected.message in err.strip().splitlines()[-1]
-        assert not output.exists()
+        _only_the_failed_run_logged(spark, output, err)
         assert not (tmp_path / "results.csv").exists()
         return
     assert summary["input_rows"] == summary["scored_rows"] + summary["rejected_rows"]
@@ -209,4 +217,4 @@ def test_bad_model(case, spark, trained, snapshot, tmp_path, capsys):
     last = err.strip().splitlines()[-1]
     assert last.startswith("score: error:")
     assert MODEL_CASES[case] in last
-    assert not output.exists()
+    _only_the_failed_run_logged(spark, output, err)

@@ -40,10 +40,11 @@ def _score(spark, capsys, model_dir, input_path, output, date, *extra) -> tuple[
 
 
 def _digest(folder: Path) -> dict[str, str]:
+    """Every file of the scored table and its rejects; the run log, which gains a row per run, aside."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and "_runs" not in p.relative_to(folder).parts
     }
 
 
@@ -88,7 +89,8 @@ def test_score_job_writes_table_rejects_results_and_reconciles(spark, trained, s
     marker = json.loads((tmp_path / "scored" / "snapshot_date=2026-11-21" / "_SUCCESS").read_text())
     assert marker["run_id"] == summary["run_id"]
     assert marker["scored_rows"] == summary["scored_rows"]
-    assert sorted(p.name for p in (tmp_path / "scored").iterdir()) == ["_rejects", "snapshot_date=2026-11-21"]
+    scored = sorted(p.name for p in (tmp_path / "scored").iterdir())
+    assert scored == ["_drift", "_rejects", "_runs", "snapshot_date=2026-11-21"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("results")) == ["results.csv"]
 
     rejects = pq.read_table(tmp_path / "scored" / "_rejects" / "snapshot_date=2026-11-21")
@@ -164,7 +166,7 @@ def test_missing_columns_exit_3_naming_them_and_write_nothing(spark, trained, tm
     assert code == EXIT_INPUT
     assert "age" in err.strip().splitlines()[-1]
     assert "time_hours" in err.strip().splitlines()[-1]
-    assert not (tmp_path / "scored").exists()
+    assert sorted(p.name for p in (tmp_path / "scored").iterdir()) == ["_runs"]  # the failed run's row
 
 
 def test_tampered_model_exits_4_before_anything_is_written(spark, trained, snapshot, tmp_path, capsys):
@@ -175,7 +177,7 @@ def test_tampered_model_exits_4_before_anything_is_written(spark, trained, snaps
     code, _, err = _score(spark, capsys, model_dir, snapshot[0], tmp_path / "scored", "2026-11-21")
     assert code == EXIT_MODEL
     assert "does not match its manifest" in err
-    assert not (tmp_path / "scored").exists()
+    assert sorted(p.name for p in (tmp_path / "scored").iterdir()) == ["_runs"]  # the failed run's row
 
 
 def test_unreadable_input_exits_3(spark, trained, tmp_path, capsys):

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.errors import EXIT_FAILURE, EXIT_OK, DefaultRiskError
+from defaultrisk.errors import EXIT_FAILURE, EXIT_OK, DefaultRiskError, warning_exit
 from defaultrisk.session import build_session
 
 log = logging.getLogger("defaultrisk")
@@ -35,8 +35,10 @@ def run_job(
 ) -> int:
     """Load config, build the session, run the pipeline, print its JSON summary as the last stdout line.
 
-    A typed error becomes its exit code and one line on stderr; anything else exits 1. A session
-    passed in belongs to the caller and is left running.
+    A typed error becomes its exit code and one line on stderr; anything else exits 1. A run that
+    finished but needs a look (a partial backfill, drift over the limit) prints its summary, a warning
+    line on stderr, and exits with that case's code. A session passed in belongs to the caller and is
+    left running.
     """
     configure_logging()
     own_session = spark is None
@@ -59,5 +61,8 @@ def run_job(
     if code != EXIT_OK:
         print(reason, file=sys.stderr, flush=True)
         return code
+    code, warning = warning_exit(summary)
+    if warning:
+        print(f"{app_name}: warning: {warning}", file=sys.stderr, flush=True)
     print(json.dumps(summary, default=str), flush=True)
-    return EXIT_OK
+    return code

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from defaultrisk.errors import ConfigError
@@ -16,6 +16,10 @@ INPUT_FORMATS = ("auto", "csv", "parquet")
 THRESHOLD_RULES = ("target_precision", "target_recall", "cost_ratio", "max_f1")
 SELECTION_METRICS = ("log_loss", "pr_auc")
 CALIBRATION_METHODS = ("prior_correction", "platt", "isotonic")
+DATE_PLACEHOLDER = "{snapshot_date}"
+DRIVER_SAMPLING = "driver"
+SPARK_SAMPLING = "spark"
+SAMPLING_MODES = (DRIVER_SAMPLING, SPARK_SAMPLING)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,12 @@ class TrainConfig:
     truth_path: str | None = None
     seed: int = 7
     holdout_fraction: float = 0.2
+    # How the labelled rows reach the driver: "driver" collects them all; "spark" first keeps every
+    # defaulter and a seeded fraction of the non-defaulters inside Spark: `spark_negative_rate`, or the
+    # rate that brings the expected row count to `max_driver_rows` (one of the two).
+    sampling: str = DRIVER_SAMPLING
+    spark_negative_rate: float | None = None
+    max_driver_rows: int | None = None
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     xgboost: XGBoostParams = field(default_factory=XGBoostParams)
@@ -110,6 +120,39 @@ class ScoreConfig:
     results_csv_decimals: int = 10
     # How many features pushing each customer's risk up to name in `reason_codes`; 0 turns them off.
     reason_codes: int = 3
+    # A backfill scores every date from `snapshot_date` to `date_to` (inclusive), each its own run;
+    # `{snapshot_date}` in the input path (and results.csv path) is replaced by the date.
+    date_to: date | None = None
+    # Models by date range: (first date, model directory), sorted; a date takes the last range that
+    # starts on or before it, and `model_dir` when none does.
+    model_ranges: tuple = ()
+    dry_run: bool = False
+    # Register or refresh the scored table, NAME_rejects and NAME_runs in the session's catalog.
+    table: str | None = None
+    # Drift: PSI of each feature and of pd against the training data; above the limit, a warning and
+    # exit code 6 (the scores are written all the same). None: report without a limit.
+    drift: bool = True
+    psi_limit: float | None = 0.25
+    # Below this many input rows PSI is mostly sampling noise: the report is written, the limit ignored.
+    drift_min_rows: int = 1000
+
+    @property
+    def dates(self) -> list[date]:
+        """The snapshot dates this run scores, in order."""
+        if self.snapshot_date is None:
+            return []
+        last = self.date_to or self.snapshot_date
+        return [self.snapshot_date + timedelta(days=i) for i in range((last - self.snapshot_date).days + 1)]
+
+    def model_for(self, day: date) -> str:
+        """The model directory that scores `day`."""
+        chosen = self.model_dir
+        for first, model_dir in self.model_ranges:
+            if first <= day:
+                chosen = model_dir
+        if not chosen:
+            raise ConfigError(f"no model directory covers {day.isoformat()}")
+        return chosen
 
     @property
     def effective_rejects_dir(self) -> str:
@@ -175,11 +218,39 @@ def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
     if not threshold.cost_ratio > 0.0:
         raise ConfigError(f"threshold cost_ratio must be above 0, not {threshold.cost_ratio}")
     _check_selection(selection)
+    check_sampling(cfg)
     if search.candidates < 1 or not search.time_budget_seconds > 0:
         raise ConfigError("search needs candidates >= 1 and time_budget_seconds > 0")
     if xgb.n_estimators < selection.round_step:
         raise ConfigError(f"xgboost n_estimators must be at least round_step ({selection.round_step})")
     return cfg
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_sampling(cfg: TrainConfig) -> None:
+    """The sampling mode and its one setting: a rate in (0, 1] or a row budget, only with "spark"."""
+    if cfg.sampling not in SAMPLING_MODES:
+        modes = " or ".join(f'"{m}"' for m in SAMPLING_MODES)
+        raise ConfigError(f"sampling must be {modes}, not {cfg.sampling!r}")
+    given = [k for k in ("spark_negative_rate", "max_driver_rows") if getattr(cfg, k) is not None]
+    if cfg.sampling == DRIVER_SAMPLING:
+        if given:
+            raise ConfigError(f'{" and ".join(given)} apply only with sampling = "spark"')
+        return
+    if len(given) != 1:
+        raise ConfigError(
+            'sampling = "spark" needs exactly one of spark_negative_rate (the fraction of non-defaulters '
+            "kept) and max_driver_rows (the row budget the fraction is derived from)"
+            + (f"; got {' and '.join(given)}" if given else "")
+        )
+    rate, budget = cfg.spark_negative_rate, cfg.max_driver_rows
+    if rate is not None and not (_is_number(rate) and 0.0 < rate <= 1.0):
+        raise ConfigError(f"spark_negative_rate must be a number in (0, 1], not {rate!r}")
+    if budget is not None and not (isinstance(budget, int) and not isinstance(budget, bool) and budget > 0):
+        raise ConfigError(f"max_driver_rows must be a whole number above 0, not {budget!r}")
 
 
 def _check_selection(selection: SelectionConfig) -> None:
@@ -201,19 +272,50 @@ def _check_selection(selection: SelectionConfig) -> None:
         raise ConfigError(f"calibration_methods must be a non-empty list of {methods}; got {unknown}")
 
 
+def for_date(template: str, day: date) -> str:
+    """A path with `{snapshot_date}` replaced by the date (YYYY-MM-DD); other text is left as it is."""
+    return template.replace(DATE_PLACEHOLDER, day.isoformat())
+
+
 def load_score_config(path: Path | None = None, **overrides) -> ScoreConfig:
     """Read `conf/score.toml` (or `path`) and apply the command line's values."""
     raw = dict(_read_toml(path, "score.toml"))
     score = raw.pop("score", {})
+    drift = raw.pop("drift", {})
     if raw:
         raise ConfigError(f"unknown section(s) in score config: {', '.join(sorted(raw))}")
+    unknown = sorted(set(drift) - {"enabled", "psi_limit", "min_rows"})
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [drift]: {', '.join(unknown)}")
+    if "enabled" in drift:
+        score["drift"] = drift["enabled"]
+    if "psi_limit" in drift:
+        score["psi_limit"] = drift["psi_limit"]
+    if "min_rows" in drift:
+        score["drift_min_rows"] = drift["min_rows"]
     cfg = _build(ScoreConfig, {**score, **overrides}, "score")
+    if cfg.psi_limit is not None and not (isinstance(cfg.psi_limit, int | float) and cfg.psi_limit > 0):
+        raise ConfigError(f"psi_limit must be a number above 0, not {cfg.psi_limit!r}")
+    _check_dates(cfg)
     _check_format(cfg.input_format)
     if not 1 <= cfg.results_csv_decimals <= 17:
         raise ConfigError(f"results_csv_decimals must be 1..17, not {cfg.results_csv_decimals}")
     if not 0 <= cfg.reason_codes <= len(FEATURES):
         raise ConfigError(f"reason_codes must be 0..{len(FEATURES)}, not {cfg.reason_codes}")
     return cfg
+
+
+def _check_dates(cfg: ScoreConfig) -> None:
+    if cfg.date_to is None:
+        return
+    if cfg.snapshot_date is None or cfg.date_to < cfg.snapshot_date:
+        raise ConfigError(f"the backfill ends ({cfg.date_to}) before it starts ({cfg.snapshot_date})")
+    if len(cfg.dates) > 1:
+        for name, value in (("input", cfg.input_path), ("results-csv", cfg.results_csv)):
+            if value and DATE_PLACEHOLDER not in value:
+                raise ConfigError(
+                    f"a backfill reads and writes one path per date: put {DATE_PLACEHOLDER} in --{name}"
+                )
 
 
 def as_dict(cfg) -> dict:

@@ -8,6 +8,20 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_MODEL = 4
 EXIT_OUTPUT = 5
+# Runs that wrote what they could but need an operator's look; the summary says what happened.
+EXIT_DRIFT = 6  # the population moved beyond the configured PSI limit (scores written)
+EXIT_PARTIAL = 7  # a backfill left dates unscored (missing or unreadable input); the others are written
+
+
+def warning_exit(summary: dict) -> tuple[int, str | None]:
+    """The exit code and warning line of a run that finished: partial beats drift, both beat OK."""
+    if summary.get("status") == "partial":
+        missing = ", ".join(p["snapshot_date"] for p in summary.get("not_scored", []))
+        return EXIT_PARTIAL, f"partial: not scored: {missing} (see the summary's not_scored)"
+    over = summary.get("drift_over_limit")
+    if over:
+        return EXIT_DRIFT, f"drift: PSI above the limit for {', '.join(over)} (scores are written)"
+    return EXIT_OK, None
 
 
 class DefaultRiskError(Exception):

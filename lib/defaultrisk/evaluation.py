@@ -4,6 +4,11 @@ Oracle metrics (what the true pd of generated data reaches), probability metrics
 table; the stratified cross-validation that compares imbalance strategies and picks the number of trees;
 an optional seeded random search over XGBoost's main parameters; and the calibration maps fitted on the
 out-of-fold predictions. Plain numpy and pandas: no Spark, no files except the truth file.
+
+Rows whose non-defaulters were thinned in Spark before training (only a fraction `negative_rate` of them
+kept) still describe the real population: every metric weights each non-defaulter by 1/negative_rate and
+every pd is corrected by that rate as well, so scores, metrics and the model choice are those of the real
+base rate. With negative_rate 1 nothing is weighted and the code paths are the unweighted ones.
 """
 
 from __future__ import annotations
@@ -26,7 +31,15 @@ from sklearn.model_selection import StratifiedKFold
 from defaultrisk.config import SelectionConfig, XGBoostParams
 from defaultrisk.errors import ConfigError, InputError
 from defaultrisk.features import xgb_feature_types
-from defaultrisk.model import ISOTONIC, PLATT, PRIOR_CORRECTION, apply_calibration, logit, prior_correction
+from defaultrisk.model import (
+    ISOTONIC,
+    PLATT,
+    PRIOR_CORRECTION,
+    SPARK_NEGATIVE_SAMPLING_RATE,
+    apply_calibration,
+    logit,
+    prior_correction,
+)
 from defaultrisk.sample import TRUE_PD
 from defaultrisk.schema import FEATURE_NAMES, FEATURES, UUID
 
@@ -62,37 +75,66 @@ PLATT_RIDGE = 1e-9  # keeps Newton's step defined when every raw probability is 
 # ---- metrics -------------------------------------------------------------------------------------------
 
 
-def log_loss(labels: np.ndarray, pds: np.ndarray) -> float:
+def population_weights(labels: np.ndarray, negative_rate: float = 1.0) -> np.ndarray | None:
+    """Each row's weight in the real population: a non-defaulter kept at rate b stands for 1/b of them.
+
+    None when nothing was thinned, so that unweighted rows take the unweighted (bit-identical) path.
+    """
+    if negative_rate == 1.0:
+        return None
+    return np.where(np.asarray(labels) == 1, 1.0, 1.0 / negative_rate)
+
+
+def _mean(values: np.ndarray, weights: np.ndarray | None) -> float:
+    return float(np.mean(values)) if weights is None else float(np.average(values, weights=weights))
+
+
+def population_mean(values: np.ndarray, labels: np.ndarray, negative_rate: float = 1.0) -> float:
+    """The mean of per-row values over the real population the rows stand for."""
+    return _mean(values, population_weights(labels, negative_rate))
+
+
+def log_loss(labels: np.ndarray, pds: np.ndarray, negative_rate: float = 1.0) -> float:
     p = np.clip(np.asarray(pds, dtype=np.float64), PD_CLIP, 1.0 - PD_CLIP)
-    return float(-np.mean(np.where(np.asarray(labels) == 1, np.log(p), np.log1p(-p))))
+    weights = population_weights(labels, negative_rate)
+    if weights is None:
+        return float(-np.mean(np.where(np.asarray(labels) == 1, np.log(p), np.log1p(-p))))
+    return -_mean(np.where(np.asarray(labels) == 1, np.log(p), np.log1p(-p)), weights)
 
 
-def brier(labels: np.ndarray, pds: np.ndarray) -> float:
-    return float(np.mean((np.asarray(pds, dtype=np.float64) - np.asarray(labels)) ** 2))
+def brier(labels: np.ndarray, pds: np.ndarray, negative_rate: float = 1.0) -> float:
+    squared = (np.asarray(pds, dtype=np.float64) - np.asarray(labels)) ** 2
+    return _mean(squared, population_weights(labels, negative_rate))
 
 
-def metric_value(name: str, labels: np.ndarray, pds: np.ndarray) -> float:
+def metric_value(name: str, labels: np.ndarray, pds: np.ndarray, negative_rate: float = 1.0) -> float:
     if name == LOG_LOSS:
-        return log_loss(labels, pds)
+        return log_loss(labels, pds, negative_rate)
     if name == BRIER:
-        return brier(labels, pds)
-    if name == PR_AUC:
-        return float(average_precision_score(labels, pds))
+        return brier(labels, pds, negative_rate)
+    weights = population_weights(labels, negative_rate)
+    if name == PR_AUC:  # precision depends on the base rate: weighted back to the real one
+        return float(average_precision_score(labels, pds, sample_weight=weights))
     if name == ROC_AUC:
-        return float(roc_auc_score(labels, pds))
+        return float(roc_auc_score(labels, pds, sample_weight=weights))
     raise ValueError(f"unknown metric {name!r}")
 
 
-def probability_metrics(labels: np.ndarray, pds: np.ndarray) -> dict:
-    """Ranking (ROC AUC, PR AUC) and calibration (Brier, log loss, mean pd) of pds against outcomes."""
+def probability_metrics(labels: np.ndarray, pds: np.ndarray, negative_rate: float = 1.0) -> dict:
+    """Ranking (ROC AUC, PR AUC) and calibration (Brier, log loss, mean pd) of pds against outcomes.
+
+    `rows` and `defaults` count the rows given; with thinned non-defaulters (`negative_rate` < 1) the
+    rates and metrics are those of the real population the rows stand for.
+    """
     labels = np.asarray(labels)
     pds = np.asarray(pds, dtype=np.float64)
+    weights = population_weights(labels, negative_rate)
     return {
         "rows": len(labels),
         "defaults": int(labels.sum()),
-        "default_rate": float(labels.mean()),
-        "mean_pd": float(pds.mean()),
-        **{name: metric_value(name, labels, pds) for name in PROBABILITY_METRICS},
+        "default_rate": _mean(labels, weights),
+        "mean_pd": _mean(pds, weights),
+        **{name: metric_value(name, labels, pds, negative_rate) for name in PROBABILITY_METRICS},
     }
 
 
@@ -111,31 +153,45 @@ def oracle_comparison(model: dict, oracle: dict) -> dict:
 
 
 def reliability_table(
-    labels: np.ndarray, pds: np.ndarray, true_pd: np.ndarray | None = None, bins: int = RELIABILITY_BINS
+    labels: np.ndarray,
+    pds: np.ndarray,
+    true_pd: np.ndarray | None = None,
+    bins: int = RELIABILITY_BINS,
+    negative_rate: float = 1.0,
 ) -> list[dict]:
     """Mean pd against the observed default rate in equal-sized bins of pd (deciles by default).
 
     With the true pd of generated data, each bin also shows its mean true pd: the rate the bin would
-    show without the noise of a finite sample.
+    show without the noise of a finite sample. With thinned non-defaulters (`negative_rate` < 1) the
+    bins are deciles of the real population and their means and rates are weighted back to it; `rows`
+    and `defaults` still count the rows given.
     """
     labels = np.asarray(labels)
     pds = np.asarray(pds, dtype=np.float64)
     order = np.argsort(pds, kind="stable")
+    weights = population_weights(labels, negative_rate)
+    if weights is None:
+        groups = np.array_split(order, bins)
+    else:
+        ordered = weights[order]
+        before = np.cumsum(ordered) - ordered  # the population weight below each row
+        groups = np.split(order, np.searchsorted(before, ordered.sum() * np.arange(1, bins) / bins))
     table = []
-    for number, rows in enumerate(np.array_split(order, bins), start=1):
+    for number, rows in enumerate(groups, start=1):
         if not len(rows):
             continue
+        w = None if weights is None else weights[rows]
         entry = {
             "bin": number,
             "rows": len(rows),
             "defaults": int(labels[rows].sum()),
             "pd_min": float(pds[rows].min()),
             "pd_max": float(pds[rows].max()),
-            "mean_pd": float(pds[rows].mean()),
-            "observed_rate": float(labels[rows].mean()),
+            "mean_pd": _mean(pds[rows], w),
+            "observed_rate": _mean(labels[rows], w),
         }
         if true_pd is not None:
-            entry["mean_true_pd"] = float(np.asarray(true_pd, dtype=np.float64)[rows].mean())
+            entry["mean_true_pd"] = _mean(np.asarray(true_pd, dtype=np.float64)[rows], w)
         table.append(entry)
     return table
 
@@ -186,6 +242,32 @@ def strategies(selection: SelectionConfig) -> list[Strategy]:
     chosen += [Strategy(UNDERSAMPLE, r) for r in selection.undersampling_ratios]
     chosen += [Strategy(CLASS_WEIGHT, r) for r in selection.class_weight_ratios]
     return chosen
+
+
+def applicable_strategies(
+    candidates: Sequence[Strategy], labels: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[list[Strategy], list[dict]]:
+    """The strategies that can act on these rows, and those set aside with the reason.
+
+    Undersampling or weighting to a minority:majority ratio the rows already exceed would have to drop
+    defaulters or weight them down; rows whose non-defaulters were thinned in Spark can be there already.
+    """
+    subsets = [labels, *(labels[fit_rows] for fit_rows, _ in folds)]
+    reached = max(int(s.sum()) / max(int(np.sum(s == 0)), 1) for s in subsets)
+    kept, skipped = [], []
+    for strategy in candidates:
+        if strategy.kind != NO_RESAMPLING and strategy.ratio < reached:
+            reason = f"ratio {strategy.ratio:g} is below the rows' own default ratio {reached:.4g}"
+            log.warning("strategy %s skipped: %s", strategy.name, reason)
+            skipped.append({"strategy": strategy.name, "reason": reason})
+        else:
+            kept.append(strategy)
+    if not kept:
+        raise ConfigError(
+            f"no imbalance strategy applies: the training rows' default ratio is {reached:.4g}, above "
+            "every undersampling and class weight ratio; give a higher ratio or enable no_resampling"
+        )
+    return kept, skipped
 
 
 def undersample(labels: np.ndarray, ratio: float, seed: int) -> np.ndarray:
@@ -358,12 +440,14 @@ def cross_validate(
     round_step: int,
     patience: int,
     deadline: float | None = None,
+    negative_rate: float = 1.0,
 ) -> CVResult | None:
     """Score a strategy on every fold (its pd prior-corrected) each `round_step` trees, folds in step.
 
     Each fold's training rows are resampled, never its validation rows, so every score is measured at
-    the real base rate. Growing stops when the mean score over the folds has not improved for
-    `patience` checkpoints. Returns None if `deadline` (time.monotonic) passes first.
+    the real base rate (rows thinned in Spark: corrected and weighted back by `negative_rate`). Growing
+    stops when the mean score over the folds has not improved for `patience` checkpoints. Returns None
+    if `deadline` (time.monotonic) passes first.
     """
     started = time.monotonic()
     runs = [_FoldRun(matrix, labels, fit, valid, strategy, params, seed) for fit, valid in folds]
@@ -380,8 +464,8 @@ def cross_validate(
         raw = np.empty(len(labels))
         for f, run in enumerate(runs):
             raw[run.valid_rows] = run.grow_to(int(trees))
-            pds = prior_correction(raw[run.valid_rows], run.sampling_rate)
-            scores[f, c] = metric_value(metric, labels[run.valid_rows], pds)
+            pds = prior_correction(raw[run.valid_rows], run.sampling_rate * negative_rate)
+            scores[f, c] = metric_value(metric, labels[run.valid_rows], pds, negative_rate)
         mean = scores[:, : c + 1].mean(axis=0)
         if best_index(mean, metric) == c:
             best = c
@@ -389,7 +473,11 @@ def cross_validate(
         elif c - best >= patience:
             break
     per_fold = [
-        probability_metrics(labels[valid], prior_correction(oof_raw[valid], sampling_rate[valid]))
+        probability_metrics(
+            labels[valid],
+            prior_correction(oof_raw[valid], sampling_rate[valid] * negative_rate),
+            negative_rate,
+        )
         for _, valid in folds
     ]
     names = (*PROBABILITY_METRICS, "mean_pd")
@@ -417,11 +505,14 @@ def compare_strategies(
     metric: str,
     round_step: int,
     patience: int,
+    negative_rate: float = 1.0,
 ) -> list[CVResult]:
     """Cross-validate every strategy with the same folds, parameters and seed."""
     results = []
     for strategy in candidates:
-        result = cross_validate(matrix, labels, folds, strategy, params, seed, metric, round_step, patience)
+        result = cross_validate(
+            matrix, labels, folds, strategy, params, seed, metric, round_step, patience, None, negative_rate
+        )
         log.info(
             "cv %s: %s %.5f (sd %.5f) at %d trees in %.1fs",
             strategy.name,
@@ -488,6 +579,7 @@ def random_search(
     patience: int,
     candidates: int,
     time_budget_seconds: float,
+    negative_rate: float = 1.0,
 ) -> SearchOutcome:
     """Cross-validate seeded random parameter sets for one strategy, within a time budget.
 
@@ -502,7 +594,17 @@ def random_search(
     for _ in range(candidates):
         params = sample_params(rng, base)
         result = cross_validate(
-            matrix, labels, folds, strategy, params, seed, metric, round_step, patience, deadline
+            matrix,
+            labels,
+            folds,
+            strategy,
+            params,
+            seed,
+            metric,
+            round_step,
+            patience,
+            deadline,
+            negative_rate,
         )
         if result is None:
             stopped = True
@@ -541,24 +643,45 @@ def fit_isotonic(raw: np.ndarray, labels: np.ndarray) -> dict:
     return {"method": ISOTONIC, "x": x.tolist(), "y": y.tolist()}
 
 
-def fit_calibration(method: str, raw: np.ndarray, labels: np.ndarray, negative_sampling_rate: float) -> dict:
-    """The manifest's calibration map for `method`; prior correction needs no fit."""
+def fit_calibration(
+    method: str,
+    raw: np.ndarray,
+    labels: np.ndarray,
+    negative_sampling_rate: float,
+    spark_negative_sampling_rate: float = 1.0,
+) -> dict:
+    """The manifest's calibration map for `method`; prior correction needs no fit.
+
+    Platt and isotonic maps are fitted on the rows as given, so on rows thinned in Spark they give the
+    pd of the thinned population; `spark_negative_sampling_rate` (below 1) is then recorded in the map
+    and `apply_calibration` corrects their pd, like prior correction's, back to the real base rate.
+    """
     if method == PRIOR_CORRECTION:
-        return {"method": PRIOR_CORRECTION, "negative_sampling_rate": float(negative_sampling_rate)}
-    if method == PLATT:
-        return fit_platt(raw, labels)
-    if method == ISOTONIC:
-        return fit_isotonic(raw, labels)
-    raise ValueError(f"unknown calibration method {method!r}")
+        calibration = {"method": PRIOR_CORRECTION, "negative_sampling_rate": float(negative_sampling_rate)}
+    elif method == PLATT:
+        calibration = fit_platt(raw, labels)
+    elif method == ISOTONIC:
+        calibration = fit_isotonic(raw, labels)
+    else:
+        raise ValueError(f"unknown calibration method {method!r}")
+    if spark_negative_sampling_rate != 1.0:
+        calibration[SPARK_NEGATIVE_SAMPLING_RATE] = float(spark_negative_sampling_rate)
+    return calibration
 
 
 def compare_calibrations(
-    result: CVResult, labels: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], methods: Sequence[str]
+    result: CVResult,
+    labels: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    methods: Sequence[str],
+    negative_rate: float = 1.0,
 ) -> list[dict]:
     """Cross-validated log loss, Brier and mean pd of each calibration on the out-of-fold predictions.
 
     Each fold is calibrated by a map fitted on the other folds' out-of-fold predictions, so the
-    comparison never scores a map on the rows it was fitted to; the hold-out plays no part.
+    comparison never scores a map on the rows it was fitted to; the hold-out plays no part. Rows
+    thinned in Spark are compared as the real population: every map composed with the correction by
+    `negative_rate`, every metric weighted back.
     """
     table = []
     for method in methods:
@@ -566,11 +689,13 @@ def compare_calibrations(
         for fit_rows, valid_rows in folds:
             raw = result.oof_raw[valid_rows]
             if method == PRIOR_CORRECTION:
-                pds = prior_correction(raw, result.oof_sampling_rate[valid_rows])
+                pds = prior_correction(raw, result.oof_sampling_rate[valid_rows] * negative_rate)
             else:
-                calibration = fit_calibration(method, result.oof_raw[fit_rows], labels[fit_rows], 1.0)
+                calibration = fit_calibration(
+                    method, result.oof_raw[fit_rows], labels[fit_rows], 1.0, negative_rate
+                )
                 pds = apply_calibration(raw, calibration)
-            per_fold.append(probability_metrics(labels[valid_rows], pds))
+            per_fold.append(probability_metrics(labels[valid_rows], pds, negative_rate))
         table.append(
             {
                 "method": method,

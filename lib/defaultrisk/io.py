@@ -215,7 +215,10 @@ def stage_results_csv(df: DataFrame, path: str, decimals: int, run_id: str) -> s
         .sortWithinPartitions(UUID)
     )
     try:
-        out.write.option("header", True).option("sep", CSV_SEPARATOR).csv(staging)
+        try:
+            out.write.option("header", True).option("sep", CSV_SEPARATOR).csv(staging)
+        except Exception as exc:  # a Py4J error carrying the file system's own message
+            raise OutputError(f"cannot write {path}: {_first_line(exc)}") from exc
         parts = [p for p in list_files(spark, staging) if p.rsplit("/", 1)[-1].startswith("part-")]
         if len(parts) != 1:
             raise OutputError(f"expected one results file in {staging}, found {len(parts)}")
@@ -277,6 +280,24 @@ def _fs(spark: SparkSession, path: str):
     return fs, jpath
 
 
+def qualified(spark: SparkSession, path: str) -> str:
+    """The absolute URI of a path (`file:/...`, `hdfs://...`), as a catalog table's location needs."""
+    fs, jpath = _fs(spark, path)
+    return str(fs.makeQualified(jpath).toString())
+
+
+def publish_folder(spark: SparkSession, local: str, target: str) -> None:
+    """Copy a small local folder's files to `target` (any Hadoop path), replacing what was there."""
+    fs, jtarget = _fs(spark, target)
+    jvm = spark.sparkContext._jvm
+    staged = jvm.org.apache.hadoop.fs.Path(f"{target.rstrip('/')}.partial")
+    fs.delete(staged, True)
+    fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(local), staged)
+    fs.delete(jtarget, True)
+    if not fs.rename(staged, jtarget):
+        raise OutputError(f"cannot move {staged} to {target}")
+
+
 def path_exists(spark: SparkSession, path: str) -> bool:
     fs, jpath = _fs(spark, path)
     return bool(fs.exists(jpath))
@@ -296,5 +317,12 @@ def list_files(spark: SparkSession, path: str) -> list[str]:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
+    java = getattr(exc, "java_exception", None)  # a Py4J error: the JVM exception says what happened
+    if java is not None:
+        cause = java
+        while cause.getCause() is not None:
+            cause = cause.getCause()
+        text = str(cause.toString()).strip()
+    else:
+        text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

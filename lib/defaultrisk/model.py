@@ -28,6 +28,9 @@ MANIFEST_FORMAT_VERSION = 1
 PRIOR_CORRECTION = "prior_correction"
 PLATT = "platt"
 ISOTONIC = "isotonic"
+# Fraction of the non-defaulters kept inside Spark before training (sampling = "spark"): applied as a
+# prior correction after the method's map, so every method ends at the real base rate.
+SPARK_NEGATIVE_SAMPLING_RATE = "spark_negative_sampling_rate"
 # Platt scaling reads the raw probability as log-odds; this keeps a raw 0 or 1 finite.
 LOGIT_CLIP = 1e-12
 _PICKLE_MAGIC = b"\x80"
@@ -56,22 +59,33 @@ def apply_calibration(raw: np.ndarray, calibration: dict) -> np.ndarray:
 
     The map is plain numbers in the manifest: prior correction (`negative_sampling_rate`), Platt scaling
     (pd = sigmoid(a * logit(raw) + b)) or isotonic (piecewise linear through `x` -> `y`, flat outside).
+    A model trained on rows thinned in Spark carries `spark_negative_sampling_rate` as well: the method's
+    map gives the pd of the thinned population, and a prior correction by that rate takes it to the real
+    one (after prior correction the two rates simply multiply: odds scale by 1/b each time).
     """
     p = np.asarray(raw, dtype=np.float64)
     method = calibration["method"]
     if method == PRIOR_CORRECTION:
-        return prior_correction(p, calibration["negative_sampling_rate"])
-    if method == PLATT:
+        pd_ = prior_correction(p, calibration["negative_sampling_rate"])
+    elif method == PLATT:
         z = float(calibration["a"]) * logit(p) + float(calibration["b"])
-        return 1.0 / (1.0 + np.exp(-z))
-    if method == ISOTONIC:
+        pd_ = 1.0 / (1.0 + np.exp(-z))
+    elif method == ISOTONIC:
         x, y = np.asarray(calibration["x"], np.float64), np.asarray(calibration["y"], np.float64)
-        return np.interp(p, x, y)
-    raise ModelError(f"unknown calibration method {method!r}")
+        pd_ = np.interp(p, x, y)
+    else:
+        raise ModelError(f"unknown calibration method {method!r}")
+    if SPARK_NEGATIVE_SAMPLING_RATE in calibration:
+        return prior_correction(pd_, calibration[SPARK_NEGATIVE_SAMPLING_RATE])
+    return pd_
 
 
 def check_calibration(calibration: dict) -> None:
-    """Refuse, before any task runs, a calibration map that `apply_calibration` could not apply."""
+    """Refuse, before any task runs, a calibration map that `apply_calibration` could not apply.
+
+    A key this code does not know is refused too: it could only mean a map that changes the pd in a way
+    this version would silently skip.
+    """
     needs = {PRIOR_CORRECTION: ("negative_sampling_rate",), PLATT: ("a", "b"), ISOTONIC: ("x", "y")}
     method = calibration.get("method") if isinstance(calibration, dict) else None
     if method not in needs:
@@ -79,8 +93,13 @@ def check_calibration(calibration: dict) -> None:
     absent = [key for key in needs[method] if key not in calibration]
     if absent:
         raise ModelError(f"{method} calibration lacks {', '.join(absent)}")
-    if method == PRIOR_CORRECTION and not 0.0 < float(calibration["negative_sampling_rate"]) <= 1.0:
-        raise ModelError("prior correction needs a negative_sampling_rate in (0, 1]")
+    unknown = sorted(set(calibration) - {"method", *needs[method], SPARK_NEGATIVE_SAMPLING_RATE})
+    if unknown:
+        raise ModelError(f"{method} calibration has unknown key(s) {', '.join(unknown)}")
+    for key in ("negative_sampling_rate", SPARK_NEGATIVE_SAMPLING_RATE):
+        value = calibration.get(key, 1.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
+            raise ModelError(f"{method} calibration needs a {key} in (0, 1], not {value!r}")
     if method == ISOTONIC:
         x, y = np.asarray(calibration["x"], np.float64), np.asarray(calibration["y"], np.float64)
         if x.ndim != 1 or len(x) < 2 or len(x) != len(y) or np.any(np.diff(x) <= 0):

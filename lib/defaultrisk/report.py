@@ -1,7 +1,9 @@
 """The training report in `MODEL_DIR/report/`: `metrics.json` and the plots a risk analyst reads first.
 
 Every plot is drawn on the hold-out (except the strategy comparison, which is cross-validated on the
-training rows) with matplotlib's Agg canvas: no display, no global pyplot state.
+training rows) with matplotlib's Agg canvas: no display, no global pyplot state. A model trained on rows
+whose non-defaulters were thinned in Spark is drawn for the real population: each hold-out non-defaulter
+weighted by 1/negative_rate.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
+from defaultrisk.evaluation import population_mean, population_weights
 from defaultrisk.train import TrainingResult, decision_curve
 
 REPORT_DIR = "report"
@@ -51,13 +54,21 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def plot_roc(path: Path, labels: np.ndarray, pds: np.ndarray, true_pd: np.ndarray | None = None) -> None:
+def plot_roc(
+    path: Path,
+    labels: np.ndarray,
+    pds: np.ndarray,
+    true_pd: np.ndarray | None = None,
+    negative_rate: float = 1.0,
+) -> None:
     figure, ax = _figure()
-    fpr, tpr, _ = roc_curve(labels, pds)
-    ax.plot(fpr, tpr, color=MODEL_COLOUR, label=f"model (AUC {roc_auc_score(labels, pds):.4f})")
+    weights = population_weights(labels, negative_rate)
+    fpr, tpr, _ = roc_curve(labels, pds, sample_weight=weights)
+    auc = roc_auc_score(labels, pds, sample_weight=weights)
+    ax.plot(fpr, tpr, color=MODEL_COLOUR, label=f"model (AUC {auc:.4f})")
     if true_pd is not None:
-        fpr, tpr, _ = roc_curve(labels, true_pd)
-        auc = roc_auc_score(labels, true_pd)
+        fpr, tpr, _ = roc_curve(labels, true_pd, sample_weight=weights)
+        auc = roc_auc_score(labels, true_pd, sample_weight=weights)
         ax.plot(fpr, tpr, color=ORACLE_COLOUR, linestyle="--", label=f"true pd, the ceiling (AUC {auc:.4f})")
     ax.plot([0, 1], [0, 1], color=MUTED_COLOUR, linestyle=":", label="chance (AUC 0.5)")
     ax.set(
@@ -73,18 +84,24 @@ def plot_roc(path: Path, labels: np.ndarray, pds: np.ndarray, true_pd: np.ndarra
 
 
 def plot_precision_recall(
-    path: Path, labels: np.ndarray, pds: np.ndarray, threshold: dict, true_pd: np.ndarray | None = None
+    path: Path,
+    labels: np.ndarray,
+    pds: np.ndarray,
+    threshold: dict,
+    true_pd: np.ndarray | None = None,
+    negative_rate: float = 1.0,
 ) -> None:
     figure, ax = _figure()
-    precision, recall, _ = precision_recall_curve(labels, pds)
-    area = average_precision_score(labels, pds)
+    weights = population_weights(labels, negative_rate)
+    precision, recall, _ = precision_recall_curve(labels, pds, sample_weight=weights)
+    area = average_precision_score(labels, pds, sample_weight=weights)
     ax.plot(recall, precision, color=MODEL_COLOUR, label=f"model (PR AUC {area:.4f})")
     if true_pd is not None:
-        precision, recall, _ = precision_recall_curve(labels, true_pd)
-        area = average_precision_score(labels, true_pd)
+        precision, recall, _ = precision_recall_curve(labels, true_pd, sample_weight=weights)
+        area = average_precision_score(labels, true_pd, sample_weight=weights)
         label = f"true pd, the ceiling (PR AUC {area:.4f})"
         ax.plot(recall, precision, color=ORACLE_COLOUR, linestyle="--", label=label)
-    rate = float(np.mean(labels))
+    rate = population_mean(labels, labels, negative_rate)
     label = f"flag at random (default rate {_percent(rate)})"
     ax.axhline(rate, color=MUTED_COLOUR, linestyle=":", label=label)
     ax.plot(
@@ -160,9 +177,11 @@ def _wilson_interval(rate: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np
     return np.maximum(centre - half, 0.0), np.minimum(centre + half, 1.0)
 
 
-def plot_threshold_tradeoff(path: Path, labels: np.ndarray, pds: np.ndarray, threshold: dict) -> None:
+def plot_threshold_tradeoff(
+    path: Path, labels: np.ndarray, pds: np.ndarray, threshold: dict, negative_rate: float = 1.0
+) -> None:
     figure, ax = _figure()
-    curve = decision_curve(labels, pds)
+    curve = decision_curve(labels, pds, negative_rate)
     ax.plot(curve.thresholds, curve.precision, color=MODEL_COLOUR, label="precision")
     ax.plot(curve.thresholds, curve.recall, color=ORACLE_COLOUR, label="recall")
     ax.set_xscale("log")
@@ -285,10 +304,11 @@ def write_report(model_dir: Path, result: TrainingResult, model_version: str) ->
     report_dir = Path(model_dir) / REPORT_DIR
     report_dir.mkdir(parents=True, exist_ok=True)
     labels, pds, truth = result.holdout_labels, result.holdout_pd, result.holdout_true_pd
-    plot_roc(report_dir / ROC_PLOT, labels, pds, truth)
-    plot_precision_recall(report_dir / PR_PLOT, labels, pds, result.threshold, truth)
+    rate = result.negative_rate
+    plot_roc(report_dir / ROC_PLOT, labels, pds, truth, rate)
+    plot_precision_recall(report_dir / PR_PLOT, labels, pds, result.threshold, truth, rate)
     plot_reliability(report_dir / RELIABILITY_PLOT, result.reliability)
-    plot_threshold_tradeoff(report_dir / THRESHOLD_PLOT, labels, pds, result.threshold)
+    plot_threshold_tradeoff(report_dir / THRESHOLD_PLOT, labels, pds, result.threshold, rate)
     plot_feature_importance(report_dir / IMPORTANCE_PLOT, result.feature_importance)
     plot_strategy_comparison(report_dir / STRATEGY_PLOT, result.selection)
     metrics = report_metrics(result, model_version)

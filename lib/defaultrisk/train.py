@@ -3,6 +3,11 @@
 The hold-out is set aside first and used only to check the chosen model and to set the threshold: the
 imbalance strategy, the number of trees, the optional parameter search and the calibration are all
 chosen by cross-validation on the training rows.
+
+Rows whose non-defaulters were thinned in Spark (`negative_rate` < 1: sampling = "spark") are trained on
+as they are, but judged as the real population: the calibration map carries the rate, so the pd is at
+the real base rate, and every metric, the threshold and the reliability table weight each non-defaulter
+by 1/negative_rate.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from defaultrisk.errors import InputError
 from defaultrisk.evaluation import (
     LOG_LOSS,
     CVResult,
+    applicable_strategies,
     best_index,
     best_result,
     compare_calibrations,
     compare_strategies,
     fit_calibration,
     oracle_comparison,
+    population_mean,
     probability_metrics,
     random_search,
     reliability_table,
@@ -64,17 +71,23 @@ class TrainingResult:
     timings: dict
     holdout_true_pd: np.ndarray | None = None  # the oracle's pd on the hold-out rows, when known
     oracle: dict | None = None  # oracle metrics and the model's gap to them on the same rows
+    # Fraction of the population's non-defaulters the rows kept (thinned in Spark); 1.0: all of them.
+    negative_rate: float = 1.0
 
 
 @dataclass(frozen=True)
 class DecisionCurve:
-    """Precision, recall, alert rate and counts at every distinct pd used as a threshold (ascending)."""
+    """Precision, recall, alert rate and counts at every distinct pd used as a threshold (ascending).
+
+    On rows with thinned non-defaulters, false positives and rows count each non-defaulter 1/rate
+    times: the curve is the real population's.
+    """
 
     thresholds: np.ndarray
     true_positives: np.ndarray
     false_positives: np.ndarray
     positives: int
-    rows: int
+    rows: float
 
     @property
     def flagged(self) -> np.ndarray:
@@ -104,7 +117,7 @@ class DecisionCurve:
         return (cost_ratio * self.false_positives + missed) / self.rows
 
 
-def decision_curve(labels: np.ndarray, pds: np.ndarray) -> DecisionCurve:
+def decision_curve(labels: np.ndarray, pds: np.ndarray, negative_rate: float = 1.0) -> DecisionCurve:
     """What flagging `pd >= t` does, for every distinct pd `t` (the customers flagged are counted once)."""
     labels = np.asarray(labels)
     order = np.argsort(-np.asarray(pds, dtype=np.float64), kind="stable")
@@ -112,24 +125,32 @@ def decision_curve(labels: np.ndarray, pds: np.ndarray) -> DecisionCurve:
     last_of_value = np.r_[np.flatnonzero(np.diff(sorted_pd)), len(sorted_pd) - 1]
     true_positives = np.cumsum(labels[order])[last_of_value]
     false_positives = last_of_value + 1 - true_positives
+    positives = int(labels.sum())
+    rows = len(labels)
+    if negative_rate != 1.0:
+        false_positives = false_positives / negative_rate
+        rows = positives + (rows - positives) / negative_rate
     return DecisionCurve(
         thresholds=sorted_pd[last_of_value][::-1],
         true_positives=true_positives[::-1],
         false_positives=false_positives[::-1],
-        positives=int(labels.sum()),
-        rows=len(labels),
+        positives=positives,
+        rows=rows,
     )
 
 
-def choose_threshold(labels: np.ndarray, pds: np.ndarray, rule: ThresholdRule) -> dict:
+def choose_threshold(
+    labels: np.ndarray, pds: np.ndarray, rule: ThresholdRule, negative_rate: float = 1.0
+) -> dict:
     """Apply the configured business rule on the hold-out; fall back to the best F1 if unreachable.
 
     target_precision: the lowest threshold whose precision reaches the target (the most defaults
     caught at that precision); target_recall: the highest threshold whose recall reaches it (the fewest
     alerts); cost_ratio: the threshold with the lowest cost of false alarms (weighted by the ratio) plus
-    missed defaults, the higher one on a tie.
+    missed defaults, the higher one on a tie. Precision and alert rate are the real population's
+    (non-defaulters weighted by 1/negative_rate): both depend on the base rate.
     """
-    curve = decision_curve(labels, pds)
+    curve = decision_curve(labels, pds, negative_rate)
     chosen = None
     if rule.rule == TARGET_PRECISION:
         ok = np.flatnonzero((curve.precision >= rule.target) & (curve.recall > 0))
@@ -162,22 +183,27 @@ def choose_threshold(labels: np.ndarray, pds: np.ndarray, rule: ThresholdRule) -
     return threshold
 
 
-def evaluate(labels: np.ndarray, pds: np.ndarray, threshold: float) -> dict:
-    """Hold-out metrics of calibrated pds: ranking, calibration, and the decision at the threshold."""
+def evaluate(labels: np.ndarray, pds: np.ndarray, threshold: float, negative_rate: float = 1.0) -> dict:
+    """Hold-out metrics of calibrated pds: ranking, calibration, and the decision at the threshold.
+
+    The counts are the hold-out's rows; with thinned non-defaulters the rates (precision, alert rate
+    and the probability metrics) are the real population's.
+    """
     flagged = pds >= threshold
     tp = int(np.sum(flagged & (labels == 1)))
     fp = int(np.sum(flagged & (labels == 0)))
     fn = int(np.sum(~flagged & (labels == 1)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
+    weighted_fp = fp if negative_rate == 1.0 else fp / negative_rate
+    precision = tp / (tp + weighted_fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        **probability_metrics(labels, pds),
+        **probability_metrics(labels, pds, negative_rate),
         "threshold": float(threshold),
         "precision_at_threshold": precision,
         "recall_at_threshold": recall,
         "f1_at_threshold": f1,
-        "alert_rate": float(flagged.mean()),
+        "alert_rate": population_mean(flagged, labels, negative_rate),
         "true_positives": tp,
         "false_positives": fp,
         "false_negatives": fn,
@@ -201,21 +227,25 @@ def feature_importance(booster: xgb.Booster) -> list[dict]:
     return sorted(rows, key=lambda r: (-r["total_gain"], r["feature"]))
 
 
-def _choose_model(matrix: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> tuple[CVResult, dict, list]:
+def _choose_model(
+    matrix: np.ndarray, labels: np.ndarray, cfg: TrainConfig, negative_rate: float
+) -> tuple[CVResult, dict, list]:
     """Cross-validate the strategies (and, if enabled, a parameter search); return the winner."""
     selection = cfg.selection
     folds = stratified_folds(labels, selection.cv_folds, cfg.seed)
     started = time.monotonic()
+    candidates, skipped = applicable_strategies(strategies(selection), labels, folds)
     compared = compare_strategies(
         matrix,
         labels,
         folds,
-        strategies(selection),
+        candidates,
         cfg.xgboost,
         cfg.seed,
         selection.metric,
         selection.round_step,
         selection.patience,
+        negative_rate,
     )
     best = best_result(compared, selection.metric)
     report = {
@@ -224,6 +254,8 @@ def _choose_model(matrix: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> t
         "comparison": [r.summary() for r in compared],
         "cv_seconds": round(time.monotonic() - started, 2),
     }
+    if skipped:
+        report["skipped_strategies"] = skipped
     if cfg.search.enabled:
         outcome = random_search(
             matrix,
@@ -237,6 +269,7 @@ def _choose_model(matrix: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> t
             selection.patience,
             cfg.search.candidates,
             cfg.search.time_budget_seconds,
+            negative_rate,
         )
         report["search"] = {"strategy": best.strategy.name, **outcome.summary()}
         contenders = [best, *outcome.results]
@@ -244,11 +277,14 @@ def _choose_model(matrix: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> t
     return best, report, folds
 
 
-def fit(pdf: pd.DataFrame, cfg: TrainConfig, true_pd: pd.Series | None = None) -> TrainingResult:
+def fit(
+    pdf: pd.DataFrame, cfg: TrainConfig, true_pd: pd.Series | None = None, negative_rate: float = 1.0
+) -> TrainingResult:
     """Train on labelled rows (`uuid`, features, `default`), in a fixed row order for reproducibility.
 
     `true_pd` (by uuid) is the truth of generated data: given, the hold-out metrics are set beside
-    the metrics the true pd reaches on the same rows.
+    the metrics the true pd reaches on the same rows. `negative_rate` is the fraction of the real
+    population's non-defaulters the rows hold (thinned in Spark); 1.0 when they are all there.
     """
     started = time.monotonic()
     labels = pdf[DEFAULT].to_numpy(dtype=np.int64)
@@ -271,9 +307,11 @@ def fit(pdf: pd.DataFrame, cfg: TrainConfig, true_pd: pd.Series | None = None) -
             f"defaults among the training rows; got {int(train_labels.sum())}"
         )
 
-    best, selection, folds = _choose_model(train_matrix, train_labels, cfg)
+    best, selection, folds = _choose_model(train_matrix, train_labels, cfg, negative_rate)
     chosen_at = time.monotonic()
-    calibrations = compare_calibrations(best, train_labels, folds, cfg.selection.calibration_methods)
+    calibrations = compare_calibrations(
+        best, train_labels, folds, cfg.selection.calibration_methods, negative_rate
+    )
     method = calibrations[best_index([c[LOG_LOSS] for c in calibrations], LOG_LOSS)]["method"]
 
     sample = resample(train_labels, best.strategy, cfg.seed)
@@ -287,7 +325,7 @@ def fit(pdf: pd.DataFrame, cfg: TrainConfig, true_pd: pd.Series | None = None) -
     )
     fitted = {
         row["method"]: fit_calibration(
-            row["method"], best.oof_raw, train_labels, sample.negative_sampling_rate
+            row["method"], best.oof_raw, train_labels, sample.negative_sampling_rate, negative_rate
         )
         for row in calibrations
     }
@@ -299,11 +337,13 @@ def fit(pdf: pd.DataFrame, cfg: TrainConfig, true_pd: pd.Series | None = None) -
     holdout_pd = apply_calibration(raw, calibration)
     for row in calibrations:  # for the record only: the choice above did not see the hold-out
         pds = apply_calibration(raw, fitted[row["method"]])
-        row.update(holdout_log_loss=probability_metrics(holdout_labels, pds)[LOG_LOSS])
-        row.update(holdout_mean_pd=float(pds.mean()))
-    threshold = choose_threshold(holdout_labels, holdout_pd, cfg.threshold)
-    metrics = evaluate(holdout_labels, holdout_pd, threshold["value"])
-    metrics["mean_pd_before_correction"] = float(np.mean(raw))
+        row.update(holdout_log_loss=probability_metrics(holdout_labels, pds, negative_rate)[LOG_LOSS])
+        row.update(holdout_mean_pd=population_mean(pds, holdout_labels, negative_rate))
+    threshold = choose_threshold(holdout_labels, holdout_pd, cfg.threshold, negative_rate)
+    metrics = evaluate(holdout_labels, holdout_pd, threshold["value"], negative_rate)
+    metrics["mean_pd_before_correction"] = population_mean(raw, holdout_labels, negative_rate)
+    if negative_rate != 1.0:
+        metrics["non_defaulter_weight"] = 1.0 / negative_rate
 
     selection.update(
         strategy=best.strategy.name,
@@ -313,7 +353,9 @@ def fit(pdf: pd.DataFrame, cfg: TrainConfig, true_pd: pd.Series | None = None) -
         calibration_method=method,
         calibration_comparison=calibrations,
     )
-    holdout_true_pd, oracle = _oracle(pdf[UUID].to_numpy()[holdout_idx], holdout_labels, holdout_pd, true_pd)
+    holdout_true_pd, oracle = _oracle(
+        pdf[UUID].to_numpy()[holdout_idx], holdout_labels, holdout_pd, true_pd, negative_rate
+    )
     row_counts = {
         "labelled_rows": len(labels),
         "train_rows": len(train_idx),
@@ -345,16 +387,19 @@ def fit(pdf: pd.DataFrame, cfg: TrainConfig, true_pd: pd.Series | None = None) -
         holdout_labels=holdout_labels,
         holdout_pd=holdout_pd,
         selection=selection,
-        reliability=reliability_table(holdout_labels, holdout_pd, holdout_true_pd),
+        reliability=reliability_table(
+            holdout_labels, holdout_pd, holdout_true_pd, negative_rate=negative_rate
+        ),
         feature_importance=feature_importance(booster),
         timings=timings,
         holdout_true_pd=holdout_true_pd,
         oracle=oracle,
+        negative_rate=negative_rate,
     )
 
 
 def _oracle(
-    uuids: np.ndarray, labels: np.ndarray, pds: np.ndarray, true_pd: pd.Series | None
+    uuids: np.ndarray, labels: np.ndarray, pds: np.ndarray, true_pd: pd.Series | None, negative_rate: float
 ) -> tuple[np.ndarray | None, dict | None]:
     """The true pd of the hold-out rows and the oracle's metrics beside the model's, on the same rows."""
     if true_pd is None:
@@ -367,8 +412,8 @@ def _oracle(
         log.warning(
             "the truth file lacks %d of %d hold-out rows; compared on the rest", (~known).sum(), len(known)
         )
-    oracle_metrics = probability_metrics(labels[known], truth[known])
-    model_metrics = probability_metrics(labels[known], pds[known])
+    oracle_metrics = probability_metrics(labels[known], truth[known], negative_rate)
+    model_metrics = probability_metrics(labels[known], pds[known], negative_rate)
     return (
         truth if known.all() else None,
         {
