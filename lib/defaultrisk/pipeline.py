@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from defaultrisk import drift, io, runlog
 from defaultrisk.catalog import register_tables
 from defaultrisk.config import DRIVER_SAMPLING, ScoreConfig, TrainConfig, as_dict, for_date
-from defaultrisk.errors import DefaultRiskError, InputError
+from defaultrisk.errors import DefaultRiskError, InputError, OutputError
 from defaultrisk.evaluation import population_weights, read_truth
 from defaultrisk.features import model_input
 from defaultrisk.model import ScoringModel, read_checked_model, save_model
@@ -39,7 +39,7 @@ from defaultrisk.schema import (
 )
 from defaultrisk.scoring import check_executor_libraries, score_partitions
 from defaultrisk.train import fit
-from defaultrisk.validate import MISSING_TOKENS, RAW, rejected_rows, valid_rows, validate
+from defaultrisk.validate import MISSING_TOKENS, raw_value, rejected_rows, valid_rows, validate
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _read_validated(spark: SparkSession, path: str, input_format: str, labelled:
     raw = io.read_raw(spark, path, input_format)
     required = (*REQUIRED_COLUMNS, DEFAULT) if labelled else REQUIRED_COLUMNS
     raw = io.select_known_columns(raw, required)
-    label_text = F.col(RAW)[DEFAULT]
+    label_text = raw_value(DEFAULT)
     has_label = ~(label_text.isNull() | F.upper(F.trim(label_text)).isin(*MISSING_TOKENS))
     skipped = has_label if skip_labelled else F.lit(False)
     validated = validate(raw, labelled=labelled).withColumn(_SKIPPED, skipped)
@@ -254,8 +254,8 @@ def _score_one(spark: SparkSession, cfg: ScoreConfig, model: tuple[bytes, dict],
     considered = validated.filter(~F.col(_SKIPPED)).drop(_SKIPPED)
     staged = []
     try:
-        # Two passes over the input, each reading it once: the valid rows through the model into the
-        # table, the rejected rows (no Python) into the rejects. Counts come from the written files.
+        # One pass over the input sends the valid rows through the model into the table; a second one
+        # (no Python) writes the rejected rows, only when there are any. Counts come from the files.
         scored = score_partitions(valid_rows(considered), model_bytes, manifest, cfg.reason_codes).select(
             "*",
             F.lit(manifest["model_version"]).alias(MODEL_VERSION),
@@ -264,13 +264,24 @@ def _score_one(spark: SparkSession, cfg: ScoreConfig, model: tuple[bytes, dict],
         scores = io.stage_partition(scored, cfg.output_dir, cfg.snapshot_date, run_id)
         staged.append(scores)
         log.info("scored at %.1fs", time.monotonic() - started)
+        # Rows in and rows scored cost no pass over the data (file footers, or a text scan for CSV):
+        # when they match, no row was rejected and the rejects need no second read of the input.
+        input_rows = considered.count()
+        valid_count = io.staged_rows(spark, scores, scored.schema)
         rejects = rejected_rows(considered)
+        if input_rows == valid_count:
+            rejects = spark.createDataFrame([], rejects.schema)
         staged.append(io.stage_partition(rejects, cfg.effective_rejects_dir, cfg.snapshot_date, run_id))
         counts = {
-            "valid_rows": io.staged_rows(spark, scores, scored.schema),
+            "valid_rows": valid_count,
             "rejected_rows": io.staged_rows(spark, staged[1], rejects.schema),
         }
         counts["input_rows"] = counts["valid_rows"] + counts["rejected_rows"]
+        if counts["input_rows"] != input_rows:
+            raise OutputError(
+                f"{input_rows} rows read but {counts['valid_rows']} scored and {counts['rejected_rows']} "
+                "rejected: refusing to swap in an incomplete run"
+            )
         if cfg.unlabeled_only:
             counts["skipped_rows"] = validated.filter(F.col(_SKIPPED)).count()
         log.info("rejects written at %.1fs: %s", time.monotonic() - started, json.dumps(counts))

@@ -30,7 +30,8 @@ from defaultrisk.schema import (
     Feature,
 )
 
-RAW = "_raw"  # struct of the row's values as read (as text), kept for the rejects output
+RAW = "_raw_"  # prefix of the row's values as read, kept (and made text) for the rejects output
+_RAW_COLUMNS = (*INPUT_COLUMNS, RAW_LINE)
 REASON_SEPARATOR = "; "
 MISSING_TOKENS = ("", "NA")
 # Whole-number columns are stored as long; beyond 2**53 a double no longer holds every whole number.
@@ -80,7 +81,12 @@ def _parse(feature: Feature, dtype: T.DataType) -> tuple[list[str], bool]:
     if feature.kind == FLAG and not isinstance(dtype, T.BooleanType):
         value = f"CASE WHEN {column} = 0 THEN false WHEN {column} = 1 THEN true END"
         return [f"{column} AS {_q(_text(feature.name))}", f"{value} AS {_q(_value(feature.name))}"], True
-    value = column if feature.kind == FLAG else f"CAST({column} AS DOUBLE)"
+    if feature.kind == FLAG:
+        value = column
+    elif feature.kind in (COUNT, CODE) and isinstance(dtype, _WHOLE_NUMBERS):
+        value = f"CAST({column} AS BIGINT)"  # already whole: nothing to check but the range
+    else:
+        value = f"CAST({column} AS DOUBLE)"
     return [f"{value} AS {_q(_value(feature.name))}"], False
 
 
@@ -98,8 +104,8 @@ def _check(feature: Feature, dtype: T.DataType, parsed: bool) -> tuple[str, str 
     elif feature.kind != CATEGORY:
         if parsed:
             problems.append((f"{text} IS NOT NULL AND {value} IS NULL", "not a number"))
-        # Checked before the ranges: Spark orders NaN above every number.
-        problems.append((f"isnan({value}) OR abs({value}) = double('inf')", "not a finite number"))
+        if not isinstance(dtype, _WHOLE_NUMBERS):  # Checked before the ranges: NaN sorts above all numbers.
+            problems.append((f"isnan({value}) OR abs({value}) = double('inf')", "not a finite number"))
         if feature.kind in (COUNT, CODE) and not isinstance(dtype, _WHOLE_NUMBERS):
             problems.append((f"{value} != floor({value})", "not a whole number"))
             problems.append((f"abs({value}) > {_MAX_WHOLE}", "too large"))
@@ -181,17 +187,16 @@ def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
 
     `df` has the schema's input columns (as text, or typed as a Parquet file holds them) plus
     `raw_line` (see `io.select_known_columns`). The result has `uuid`, the typed features, `default`
-    (typed when `labelled`, else null), `reason` and `_raw`, the values as read, as text. A missing
+    (typed when `labelled`, else null), `reason` and the values as read (`_raw_*`). A missing
     `default` is not a problem: it marks an unlabelled row.
 
     Finding duplicated uuids runs two small Spark jobs now; the rest of the plan runs when used, and
-    `_raw` costs nothing unless rejected rows are read.
+    the values as read cost nothing unless rejected rows are read.
     """
     types = {field.name: field.dataType for field in df.schema.fields}
     label, label_reason = (
         _label() if labelled else (f"CAST(NULL AS INT) AS {_q(DEFAULT)}", f"NULL AS {REASON}")
     )
-    raw = ", ".join(f"CAST({_q(c)} AS STRING) AS {_q(c)}" for c in (*INPUT_COLUMNS, RAW_LINE))
     first, parsed = [], {}
     for feature in FEATURES:
         exprs, parsed[feature.name] = _parse(feature, types[feature.name])
@@ -203,11 +208,10 @@ def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
         label,
         label_reason,
         _COPIES,
-        _q(RAW_LINE),
-        f"struct({raw}) AS {RAW}",
+        *[f"{_q(c)} AS {_q(RAW + c)}" for c in _RAW_COLUMNS],
     )
 
-    line_problem = f"{_q(RAW_LINE)} IS NOT NULL"
+    line_problem = f"{_q(RAW + RAW_LINE)} IS NOT NULL"
     typed, reasons = [], [f"CASE WHEN {line_problem} THEN 'line: wrong number of fields' END"]
     reasons.extend(_uuid_reasons())
     reasons.append(_q(REASON))
@@ -224,7 +228,7 @@ def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
         *typed,
         _q(DEFAULT),
         *[f"{reason} AS {name}" for reason, name in zip(reasons, problems, strict=True)],
-        RAW,
+        *[_q(RAW + c) for c in _RAW_COLUMNS],
     )
     any_problem = " OR ".join(f"{name} IS NOT NULL" for name in problems)
     joined = f"concat_ws({_lit(REASON_SEPARATOR)}, {', '.join(problems)})"
@@ -233,15 +237,24 @@ def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
         *[_q(f.name) for f in FEATURES],
         _q(DEFAULT),
         f"CASE WHEN {any_problem} THEN {joined} END AS {_q(REASON)}",
-        RAW,
+        *[_q(RAW + c) for c in _RAW_COLUMNS],
     )
+
+
+def raw_value(column: str) -> F.Column:
+    """A column's value as read, as text (CSV text as given; a typed Parquet value cast to text)."""
+    return F.col(f"`{RAW + column}`").cast("string")
 
 
 def valid_rows(validated: DataFrame) -> DataFrame:
     """The rows that passed, without the bookkeeping columns."""
-    return validated.filter(F.col(REASON).isNull()).drop(REASON, RAW)
+    return validated.filter(F.col(REASON).isNull()).drop(REASON, *[RAW + c for c in _RAW_COLUMNS])
 
 
 def rejected_rows(validated: DataFrame) -> DataFrame:
-    """The rows that failed: their values as read, every column as text, and the reason."""
-    return validated.filter(F.col(REASON).isNotNull()).select(f"{RAW}.*", REASON)
+    """The rows that failed: their values as read, every column as text, and the reason.
+
+    The values become text only here, after the filter: only rejected rows pay for it.
+    """
+    rejected = validated.filter(F.col(REASON).isNotNull())
+    return rejected.select(*[raw_value(c).alias(c) for c in _RAW_COLUMNS], REASON)
