@@ -24,7 +24,7 @@ ROWS = 60_000
 BAD_ROWS = 7
 DATE = "2026-11-21"
 REPO = Path(__file__).resolve().parents[1]
-SCORING_STARTED = "validated in"  # the scoring run's log line just before its Python stage
+SCORING_STARTED = "read and checked for duplicates in"  # logged just before the Python stage
 
 
 def _cmdline(pid: int) -> str:
