@@ -142,11 +142,6 @@ def _label() -> tuple[str, str]:
     return typed, reason
 
 
-def has_label() -> F.Column:
-    """True for a raw row whose `default` is given (not empty, not `NA`)."""
-    return F.expr(f"{_present(DEFAULT)} IS NOT NULL")
-
-
 def _key() -> str:
     """SQL: the key duplicates are found by: the uuid as given, trimmed, in lower case."""
     return f"lower({_present(UUID)})"
