@@ -1,17 +1,43 @@
-"""Job configuration: TOML files in `conf/` loaded into frozen dataclasses, flags for what changes per run."""
+"""Job configuration: TOML files in `conf/` loaded into frozen dataclasses, flags for what changes per run.
+
+Every value a file sets is checked against its field's declared type and range when it is loaded
+(a boolean is not a number, a string is not a number, a whole number is a number), and every problem
+is reported at once in one `ConfigError` naming section, key, what was expected and what was found.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import tomllib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from defaultrisk.errors import ConfigError
 from defaultrisk.schema import FEATURES
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+log = logging.getLogger(__name__)
+
+
+def _conf_dir() -> Path:
+    """The checkout's `conf/` when the package runs from a checkout; else the copy built into the package.
+
+    `setup.py` copies `conf/` into the wheel (`defaultrisk/conf/`), so there is one source and an
+    installed package or a cluster-mode driver reads the same defaults as the checkout.
+    """
+    here = Path(__file__).resolve()
+    checkout_conf = here.parents[2] / "conf"
+    if here.parents[1].name == "lib" and checkout_conf.is_dir():
+        return checkout_conf
+    return here.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
 INPUT_FORMATS = ("auto", "csv", "parquet")
 THRESHOLD_RULES = ("target_precision", "target_recall", "cost_ratio", "max_f1")
 SELECTION_METRICS = ("log_loss", "pr_auc")
@@ -22,16 +48,46 @@ SPARK_SAMPLING = "spark"
 SAMPLING_MODES = (DRIVER_SAMPLING, SPARK_SAMPLING)
 
 
+def _setting(default, must: str, ok: Callable[[object], bool]):
+    """A field whose value must pass `ok` beyond its declared type; `must` says so in an error."""
+    return field(default=default, metadata={"must": must, "ok": ok})
+
+
+def _choice(default: str, choices: tuple[str, ...]):
+    *first, last = (f'"{c}"' for c in choices)
+    return _setting(default, f"{', '.join(first)} or {last}", lambda v: v in choices)
+
+
+def _whole(default: int | None, low: int, high: int | None = None):
+    must = f"a whole number from {low} to {high}" if high is not None else f"a whole number >= {low}"
+    return _setting(default, must, lambda v: low <= v and (high is None or v <= high))
+
+
+def _fraction(default: float | None, *, include_one: bool = True):
+    """A number in (0, 1] (or (0, 1) when one is excluded)."""
+    if include_one:
+        return _setting(default, "a number in (0, 1]", lambda v: 0.0 < v <= 1.0)
+    return _setting(default, "a number in (0, 1)", lambda v: 0.0 < v < 1.0)
+
+
+def _positive(default: float | None):
+    return _setting(default, "a number above 0", lambda v: v > 0.0)
+
+
+def _at_least_zero(default: float):
+    return _setting(default, "a number >= 0", lambda v: v >= 0.0)
+
+
 @dataclass(frozen=True)
 class XGBoostParams:
-    n_estimators: int = 300
-    max_depth: int = 4
-    learning_rate: float = 0.05
-    subsample: float = 0.8
-    colsample_bytree: float = 0.8
-    min_child_weight: float = 1.0
-    reg_lambda: float = 1.0
-    nthread: int = 2
+    n_estimators: int = _whole(300, 1)
+    max_depth: int = _whole(4, 1)
+    learning_rate: float = _fraction(0.05)
+    subsample: float = _fraction(0.8)
+    colsample_bytree: float = _fraction(0.8)
+    min_child_weight: float = _at_least_zero(1.0)
+    reg_lambda: float = _at_least_zero(1.0)
+    nthread: int = _whole(2, 1)
 
     def booster_params(self, seed: int) -> dict:
         return {
@@ -51,29 +107,37 @@ class XGBoostParams:
 
 @dataclass(frozen=True)
 class ThresholdRule:
-    rule: str = "target_precision"
+    rule: str = _choice("target_precision", THRESHOLD_RULES)
     # The precision or recall to reach (target_precision, target_recall).
-    target: float = 0.3
+    target: float = _fraction(0.3)
     # cost_ratio rule: what a false alarm costs relative to a missed default.
-    cost_ratio: float = 0.1
+    cost_ratio: float = _positive(0.1)
+
+
+def _ratios(default: tuple[float, ...]):
+    return _setting(default, "a list of numbers in (0, 1]", lambda v: all(0.0 < r <= 1.0 for r in v))
 
 
 @dataclass(frozen=True)
 class SelectionConfig:
     """Which imbalance strategies cross-validation compares, and how the winner is chosen."""
 
-    cv_folds: int = 3
-    metric: str = "log_loss"
+    cv_folds: int = _whole(3, 2)
+    metric: str = _choice("log_loss", SELECTION_METRICS)
     no_resampling: bool = True
     # Minority-to-majority ratios after random undersampling (imbalanced-learn's sampling_strategy).
-    undersampling_ratios: tuple[float, ...] = (0.05, 0.1, 0.3)
+    undersampling_ratios: tuple[float, ...] = _ratios((0.05, 0.1, 0.3))
     # The same ratios reached by weighting the defaulters (XGBoost's scale_pos_weight) instead.
-    class_weight_ratios: tuple[float, ...] = (0.1,)
+    class_weight_ratios: tuple[float, ...] = _ratios((0.1,))
     # Cross-validation reads each fold's score every `round_step` trees to choose the number of trees,
     # and stops adding trees when the mean score has not improved for `patience` such readings.
-    round_step: int = 20
-    patience: int = 3
-    calibration_methods: tuple[str, ...] = CALIBRATION_METHODS
+    round_step: int = _whole(20, 1)
+    patience: int = _whole(3, 1)
+    calibration_methods: tuple[str, ...] = _setting(
+        CALIBRATION_METHODS,
+        "a non-empty list of " + ", ".join(f'"{m}"' for m in CALIBRATION_METHODS),
+        lambda v: bool(v) and set(v) <= set(CALIBRATION_METHODS),
+    )
 
 
 @dataclass(frozen=True)
@@ -81,29 +145,38 @@ class SearchConfig:
     """A seeded random search over XGBoost's main parameters, off by default."""
 
     enabled: bool = False
-    candidates: int = 12
-    time_budget_seconds: float = 300.0
+    candidates: int = _whole(12, 1)
+    time_budget_seconds: float = _positive(300.0)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     input_path: str = ""
     model_dir: str = ""
-    input_format: str = "auto"
+    input_format: str = _choice("auto", INPUT_FORMATS)
     # Optional `uuid;true_pd` file of generated data: the report then compares the model with the truth.
     truth_path: str | None = None
-    seed: int = 7
-    holdout_fraction: float = 0.2
+    seed: int = _whole(7, 0)
+    holdout_fraction: float = _fraction(0.2, include_one=False)
     # How the labelled rows reach the driver: "driver" collects them all; "spark" first keeps every
     # defaulter and a seeded fraction of the non-defaulters inside Spark: `spark_negative_rate`, or the
     # rate that brings the expected row count to `max_driver_rows` (one of the two).
-    sampling: str = DRIVER_SAMPLING
-    spark_negative_rate: float | None = None
-    max_driver_rows: int | None = None
+    sampling: str = _choice(DRIVER_SAMPLING, SAMPLING_MODES)
+    spark_negative_rate: float | None = _fraction(None)
+    max_driver_rows: int | None = _setting(None, "a whole number above 0", lambda v: v > 0)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     xgboost: XGBoostParams = field(default_factory=XGBoostParams)
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """The `[drift]` section of `conf/score.toml`; becomes ScoreConfig's drift fields."""
+
+    enabled: bool = True
+    psi_limit: float | None = _positive(0.25)
+    min_rows: int = _whole(1000, 0)
 
 
 @dataclass(frozen=True)
@@ -115,16 +188,16 @@ class ScoreConfig:
     results_csv: str | None = None
     rejects_dir: str | None = None
     unlabeled_only: bool = False
-    input_format: str = "auto"
+    input_format: str = _choice("auto", INPUT_FORMATS)
     # Digits after the decimal point for pd in results.csv (fixed notation, never scientific).
-    results_csv_decimals: int = 10
+    results_csv_decimals: int = _whole(10, 1, 17)
     # How many features pushing each customer's risk up to name in `reason_codes`; 0 turns them off.
-    reason_codes: int = 3
+    reason_codes: int = _whole(3, 0, len(FEATURES))
     # A backfill scores every date from `snapshot_date` to `date_to` (inclusive), each its own run;
     # `{snapshot_date}` in the input path (and results.csv path) is replaced by the date.
     date_to: date | None = None
     # Models by date range: (first date, model directory), sorted; a date takes the last range that
-    # starts on or before it, and `model_dir` when none does.
+    # starts on or before it, and `model_dir` when none does. Given by --model-dir, never by a file.
     model_ranges: tuple = ()
     dry_run: bool = False
     # Register or refresh the scored table, NAME_rejects and NAME_runs in the session's catalog.
@@ -160,116 +233,176 @@ class ScoreConfig:
         return self.rejects_dir or self.output_dir.rstrip("/") + "/_rejects"
 
 
-def _read_toml(path: Path | None, default_name: str) -> dict:
+# What each TOML type is called in an error, and what each declared type expects when no range is given.
+_EXPECTED = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", date: "a date"}
+_BAD = object()  # a value of the wrong type
+_NOT_IN_FILES = object()  # a field only the command line sets
+
+
+def _found(value) -> str:
+    """A value as the file wrote it, and what TOML read it as."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, str):
+        return f"{json.dumps(value)} (a string)"
+    if isinstance(value, int):
+        return f"{value} (a whole number)"
+    if isinstance(value, float):
+        return f"{value!r} (a float)"
+    if isinstance(value, list):
+        return f"{json.dumps(value, default=str)} (a list)"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime):
+        return f"{value.isoformat()} (a date and time)"
+    return f"{value} ({type(value).__name__})"
+
+
+def _optional_of(hint):
+    """`X` for `X | None`, else the hint itself."""
+    if isinstance(hint, types.UnionType):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _convert(value, hint):
+    """`value` as the declared type, `_BAD` when it is not one, `_NOT_IN_FILES` for flag-only fields.
+
+    Strict on purpose: TOML's booleans are never numbers, strings never numbers or booleans; a whole
+    number is accepted where a number is declared.
+    """
+    hint = _optional_of(hint)
+    if hint is bool or hint is str:
+        return value if isinstance(value, hint) else _BAD
+    if hint is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _BAD
+    if hint is float:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _BAD
+    if hint is date:
+        return value if isinstance(value, date) and not isinstance(value, datetime) else _BAD
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+        if not isinstance(value, list):
+            return _BAD
+        items = [_convert(v, typing.get_args(hint)[0]) for v in value]
+        return _BAD if any(i is _BAD for i in items) else tuple(items)
+    return _NOT_IN_FILES
+
+
+def _check_values(cls, values: dict, where: str, problems: list[str]) -> dict:
+    """The values of one section that have their field's type and range, converted; the rest as problems."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    good = {}
+    for key, value in values.items():
+        spec = fields.get(key)
+        if spec is None or dataclasses.is_dataclass(hints[key]):
+            problems.append(f"{where} {key} is not a known setting")
+            continue
+        converted = _convert(value, hints[key])
+        if converted is _NOT_IN_FILES:
+            problems.append(f"{where} {key} is set on the command line, not in a config file")
+            continue
+        ok = spec.metadata.get("ok", lambda _: True)
+        if converted is _BAD or not ok(converted):
+            must = spec.metadata.get("must") or _EXPECTED[_optional_of(hints[key])]
+            problems.append(f"{where} {key} must be {must}, found {_found(value)}")
+            continue
+        good[key] = converted
+    return good
+
+
+def _check_flags(cls, overrides: dict, problems: list[str]) -> None:
+    """Command-line values come typed by argparse; only their ranges are left to check."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in overrides.items():
+        ok = fields[key].metadata.get("ok")
+        if ok is not None and value is not None and not ok(value):
+            flag = "--" + key.replace("_", "-")
+            problems.append(f"{flag} must be {fields[key].metadata['must']}, found {value!r}")
+
+
+def _read_toml(path: Path | None, default_name: str) -> tuple[str, dict]:
+    """The file's name and its contents; the shipped default when no path is given."""
     if path is None:
         path = CONF_DIR / default_name
         if not path.exists():
-            return {}
+            return "built-in defaults", {}
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            return str(path), tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def _build(cls, values: dict, where: str):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"unknown setting(s) in [{where}]: {', '.join(unknown)}")
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"bad settings in [{where}]: {exc}") from exc
+def _sections(raw: dict, known: tuple[str, ...], problems: list[str]) -> dict[str, dict]:
+    """Each known section's table (empty when absent); unknown sections and non-tables as problems."""
+    for name in sorted(set(raw) - set(known)):
+        problems.append(f"[{name}] is not a known section (known: {', '.join(known)})")
+    tables = {}
+    for name in known:
+        value = raw.get(name, {})
+        if not isinstance(value, dict):
+            problems.append(f"[{name}] must be a table, found {_found(value)}")
+            value = {}
+        tables[name] = value
+    return tables
 
 
-def _check_format(value: str) -> None:
-    if value not in INPUT_FORMATS:
-        raise ConfigError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, not {value!r}")
+def _fail_if(problems: list[str], source: str) -> None:
+    # One line, every problem: the job's failure reason is a single stderr line.
+    if problems:
+        raise ConfigError(f"config {source}: {'; '.join(problems)}")
 
 
 def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
     """Read `conf/train.toml` (or `path`) and apply the command line's values."""
-    raw = _read_toml(path, "train.toml")
-    raw = dict(raw)
-    xgb = _build(XGBoostParams, raw.pop("xgboost", {}), "xgboost")
-    threshold = _build(ThresholdRule, raw.pop("threshold", {}), "threshold")
-    selection_values = dict(raw.pop("selection", {}))
-    for key in ("undersampling_ratios", "class_weight_ratios", "calibration_methods"):
-        if isinstance(selection_values.get(key), list):
-            selection_values[key] = tuple(selection_values[key])
-    selection = _build(SelectionConfig, selection_values, "selection")
-    search = _build(SearchConfig, raw.pop("search", {}), "search")
-    train = raw.pop("train", {})
-    if raw:
-        raise ConfigError(f"unknown section(s) in train config: {', '.join(sorted(raw))}")
-    sections = {"xgboost": xgb, "threshold": threshold, "selection": selection, "search": search}
-    cfg = _build(TrainConfig, {**train, **overrides, **sections}, "train")
-    _check_format(cfg.input_format)
-    if not 0.0 < cfg.holdout_fraction < 1.0:
-        raise ConfigError(f"holdout_fraction must be between 0 and 1, not {cfg.holdout_fraction}")
-    if threshold.rule not in THRESHOLD_RULES:
-        rules = ", ".join(THRESHOLD_RULES)
-        raise ConfigError(f"threshold rule must be one of {rules}, not {threshold.rule!r}")
-    if not 0.0 < threshold.target <= 1.0:
-        raise ConfigError(f"threshold target must be in (0, 1], not {threshold.target}")
-    if not threshold.cost_ratio > 0.0:
-        raise ConfigError(f"threshold cost_ratio must be above 0, not {threshold.cost_ratio}")
-    _check_selection(selection)
-    check_sampling(cfg)
-    if search.candidates < 1 or not search.time_budget_seconds > 0:
-        raise ConfigError("search needs candidates >= 1 and time_budget_seconds > 0")
-    if xgb.n_estimators < selection.round_step:
-        raise ConfigError(f"xgboost n_estimators must be at least round_step ({selection.round_step})")
+    source, raw = _read_toml(path, "train.toml")
+    problems: list[str] = []
+    tables = _sections(raw, ("train", "selection", "search", "xgboost", "threshold"), problems)
+    train = _check_values(TrainConfig, tables["train"], "[train]", problems)
+    sections = {
+        "selection": SelectionConfig(
+            **_check_values(SelectionConfig, tables["selection"], "[selection]", problems)
+        ),
+        "search": SearchConfig(**_check_values(SearchConfig, tables["search"], "[search]", problems)),
+        "xgboost": XGBoostParams(**_check_values(XGBoostParams, tables["xgboost"], "[xgboost]", problems)),
+        "threshold": ThresholdRule(
+            **_check_values(ThresholdRule, tables["threshold"], "[threshold]", problems)
+        ),
+    }
+    _check_flags(TrainConfig, overrides, problems)
+    _fail_if(problems, source)
+    cfg = TrainConfig(**{**train, **overrides, **sections})
+    # Settings that must agree with each other, checked once each value is right on its own.
+    if cfg.xgboost.n_estimators < cfg.selection.round_step:
+        problems.append(
+            f"[xgboost] n_estimators must be at least [selection] round_step ({cfg.selection.round_step}), "
+            f"found {cfg.xgboost.n_estimators}"
+        )
+    if not cfg.selection.no_resampling and not (
+        cfg.selection.undersampling_ratios or cfg.selection.class_weight_ratios
+    ):
+        problems.append("[selection] compares no strategy: enable no_resampling or give a ratio")
+    problems.extend(_sampling_problems(cfg))
+    _fail_if(problems, source)
+    log.info("train config from %s", source)
     return cfg
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def check_sampling(cfg: TrainConfig) -> None:
-    """The sampling mode and its one setting: a rate in (0, 1] or a row budget, only with "spark"."""
-    if cfg.sampling not in SAMPLING_MODES:
-        modes = " or ".join(f'"{m}"' for m in SAMPLING_MODES)
-        raise ConfigError(f"sampling must be {modes}, not {cfg.sampling!r}")
+def _sampling_problems(cfg: TrainConfig) -> list[str]:
+    """The sampling mode and its one setting: a rate or a row budget, only with "spark"."""
     given = [k for k in ("spark_negative_rate", "max_driver_rows") if getattr(cfg, k) is not None]
-    if cfg.sampling == DRIVER_SAMPLING:
-        if given:
-            raise ConfigError(f'{" and ".join(given)} apply only with sampling = "spark"')
-        return
-    if len(given) != 1:
-        raise ConfigError(
-            'sampling = "spark" needs exactly one of spark_negative_rate (the fraction of non-defaulters '
-            "kept) and max_driver_rows (the row budget the fraction is derived from)"
+    if cfg.sampling == DRIVER_SAMPLING and given:
+        return [f'[train] {" and ".join(given)} apply only with sampling = "spark"']
+    if cfg.sampling == SPARK_SAMPLING and len(given) != 1:
+        return [
+            '[train] sampling = "spark" needs exactly one of spark_negative_rate (the fraction of '
+            "non-defaulters kept) and max_driver_rows (the row budget the fraction is derived from)"
             + (f"; got {' and '.join(given)}" if given else "")
-        )
-    rate, budget = cfg.spark_negative_rate, cfg.max_driver_rows
-    if rate is not None and not (_is_number(rate) and 0.0 < rate <= 1.0):
-        raise ConfigError(f"spark_negative_rate must be a number in (0, 1], not {rate!r}")
-    if budget is not None and not (isinstance(budget, int) and not isinstance(budget, bool) and budget > 0):
-        raise ConfigError(f"max_driver_rows must be a whole number above 0, not {budget!r}")
-
-
-def _check_selection(selection: SelectionConfig) -> None:
-    if selection.metric not in SELECTION_METRICS:
-        metrics = ", ".join(SELECTION_METRICS)
-        raise ConfigError(f"selection metric must be one of {metrics}, not {selection.metric!r}")
-    if selection.cv_folds < 2:
-        raise ConfigError(f"cv_folds must be at least 2, not {selection.cv_folds}")
-    if selection.round_step < 1 or selection.patience < 1:
-        raise ConfigError("round_step and patience must be at least 1")
-    ratios = (*selection.undersampling_ratios, *selection.class_weight_ratios)
-    if any(not 0.0 < r <= 1.0 for r in ratios):
-        raise ConfigError(f"undersampling and class weight ratios must be in (0, 1], not {list(ratios)}")
-    if not selection.no_resampling and not ratios:
-        raise ConfigError("selection compares no strategy: enable no_resampling or give a ratio")
-    unknown = sorted(set(selection.calibration_methods) - set(CALIBRATION_METHODS))
-    if unknown or not selection.calibration_methods:
-        methods = ", ".join(CALIBRATION_METHODS)
-        raise ConfigError(f"calibration_methods must be a non-empty list of {methods}; got {unknown}")
+        ]
+    return []
 
 
 def for_date(template: str, day: date) -> str:
@@ -279,29 +412,20 @@ def for_date(template: str, day: date) -> str:
 
 def load_score_config(path: Path | None = None, **overrides) -> ScoreConfig:
     """Read `conf/score.toml` (or `path`) and apply the command line's values."""
-    raw = dict(_read_toml(path, "score.toml"))
-    score = raw.pop("score", {})
-    drift = raw.pop("drift", {})
-    if raw:
-        raise ConfigError(f"unknown section(s) in score config: {', '.join(sorted(raw))}")
-    unknown = sorted(set(drift) - {"enabled", "psi_limit", "min_rows"})
-    if unknown:
-        raise ConfigError(f"unknown setting(s) in [drift]: {', '.join(unknown)}")
-    if "enabled" in drift:
-        score["drift"] = drift["enabled"]
-    if "psi_limit" in drift:
-        score["psi_limit"] = drift["psi_limit"]
-    if "min_rows" in drift:
-        score["drift_min_rows"] = drift["min_rows"]
-    cfg = _build(ScoreConfig, {**score, **overrides}, "score")
-    if cfg.psi_limit is not None and not (isinstance(cfg.psi_limit, int | float) and cfg.psi_limit > 0):
-        raise ConfigError(f"psi_limit must be a number above 0, not {cfg.psi_limit!r}")
+    source, raw = _read_toml(path, "score.toml")
+    problems: list[str] = []
+    tables = _sections(raw, ("score", "drift"), problems)
+    score = _check_values(ScoreConfig, tables["score"], "[score]", problems)
+    for key in ("drift", "psi_limit", "drift_min_rows"):
+        if key in score:  # one way to say it: [drift] enabled, psi_limit, min_rows
+            problems.append(f"[score] {key} is not a known setting (drift settings go in [drift])")
+    drift = DriftSettings(**_check_values(DriftSettings, tables["drift"], "[drift]", problems))
+    _check_flags(ScoreConfig, overrides, problems)
+    _fail_if(problems, source)
+    drift_fields = {"drift": drift.enabled, "psi_limit": drift.psi_limit, "drift_min_rows": drift.min_rows}
+    cfg = ScoreConfig(**{**score, **drift_fields, **overrides})
     _check_dates(cfg)
-    _check_format(cfg.input_format)
-    if not 1 <= cfg.results_csv_decimals <= 17:
-        raise ConfigError(f"results_csv_decimals must be 1..17, not {cfg.results_csv_decimals}")
-    if not 0 <= cfg.reason_codes <= len(FEATURES):
-        raise ConfigError(f"reason_codes must be 0..{len(FEATURES)}, not {cfg.reason_codes}")
+    log.info("score config from %s", source)
     return cfg
 
 
