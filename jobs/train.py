@@ -1,4 +1,4 @@
-"""Train the pd model on a labelled customer table.
+"""Train the pd model on a labelled customer table (a spark-submit shim over `defaultrisk train`).
 
 spark-submit jobs/train.py --input PATH --model-dir DIR [--config conf/train.toml] [--truth PATH]
 """
@@ -14,34 +14,16 @@ try:
 except ImportError:  # run from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from defaultrisk.cli import run_job
-from defaultrisk.config import load_train_config
-from defaultrisk.pipeline import run_train
+from defaultrisk.cli import parse_args as parse_job_args
+from defaultrisk.cli import run_command
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="train", description=__doc__)
-    parser.add_argument("--input", required=True, help="labelled customer table: original CSV or Parquet")
-    parser.add_argument("--model-dir", required=True, help="directory to write the model and its report to")
-    parser.add_argument("--config", type=Path, help="TOML settings (default: conf/train.toml)")
-    parser.add_argument("--input-format", choices=("auto", "csv", "parquet"), help="override auto-detection")
-    parser.add_argument("--seed", type=int, help="override the configured seed")
-    parser.add_argument(
-        "--truth", help="`uuid;true_pd` file of generated data: the report compares the model with it"
-    )
-    return parser.parse_args(argv)
+    return parse_job_args("train", argv)
 
 
 def main(argv: list[str] | None = None, spark=None) -> int:
-    args = parse_args(argv)
-    overrides = {"input_path": args.input, "model_dir": args.model_dir}
-    if args.input_format:
-        overrides["input_format"] = args.input_format
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    if args.truth:
-        overrides["truth_path"] = args.truth
-    return run_job("train", lambda: load_train_config(args.config, **overrides), run_train, spark)
+    return run_command("train", argv, spark)
 
 
 if __name__ == "__main__":

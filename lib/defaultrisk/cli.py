@@ -1,20 +1,40 @@
-"""What both jobs do around their pipeline: logging, the session, exit codes, the summary line."""
+"""The command line: one parser per job for `defaultrisk <job>`, `python -m defaultrisk` and `jobs/*.py`.
+
+`run_job` is what every job does around its pipeline: logging, config, the session, a heartbeat,
+exit codes and the summary line. Adding a job is one entry in `COMMANDS`.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
+import defaultrisk
+from defaultrisk.config import CONF_DIR, INPUT_FORMATS, load_score_config, load_train_config
 from defaultrisk.errors import EXIT_FAILURE, EXIT_OK, DefaultRiskError, warning_exit
+from defaultrisk.progress import Heartbeat
 from defaultrisk.session import build_session
 
 log = logging.getLogger("defaultrisk")
 Config = TypeVar("Config")
+
+
+def pipeline_of(job: str) -> Callable:
+    """The pipeline function of a job: the one place that says where the pipelines live."""
+    # Imported when a job runs, so `defaultrisk --help` does not load XGBoost and scikit-learn.
+    from defaultrisk.pipeline import run_score, run_train
+
+    return {"train": run_train, "score": run_score}[job]
 
 
 def configure_logging() -> None:
@@ -25,6 +45,17 @@ def configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.setLevel(logging.INFO)
+
+
+def _use_shipped_log4j() -> None:
+    """A local session's JVM logs Spark at WARN through `conf/log4j2.properties`.
+
+    Spark's launcher puts `$SPARK_CONF_DIR` on the JVM's classpath, where log4j2 finds the file; this
+    must be set before the JVM starts, and is left alone when the caller chose a directory. Under
+    spark-submit the JVM is already running and the launcher's own settings apply.
+    """
+    if "PYSPARK_GATEWAY_PORT" not in os.environ and (CONF_DIR / "log4j2.properties").exists():
+        os.environ.setdefault("SPARK_CONF_DIR", str(CONF_DIR))
 
 
 def run_job(
@@ -46,8 +77,15 @@ def run_job(
     try:
         cfg = load_config()
         if own_session:
+            _use_shipped_log4j()
             spark = build_session(app_name)
-        summary = pipeline(spark, cfg)
+        sc = spark.sparkContext
+        # Once per job: what an operator needs to find this run in the history server or `yarn logs`.
+        log.info(
+            "%s: defaultrisk %s, spark application %s", app_name, defaultrisk.__version__, sc.applicationId
+        )
+        with Heartbeat(sc):
+            summary = pipeline(spark, cfg)
     except DefaultRiskError as exc:
         code, reason = exc.exit_code, f"{app_name}: error: {exc}"
     except Exception as exc:
@@ -66,3 +104,162 @@ def run_job(
         print(f"{app_name}: warning: {warning}", file=sys.stderr, flush=True)
     print(json.dumps(summary, default=str), flush=True)
     return code
+
+
+# -- train -------------------------------------------------------------------------------------------
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="labelled customer table: original CSV or Parquet")
+    parser.add_argument("--model-dir", required=True, help="directory to write the model and its report to")
+    parser.add_argument("--config", type=Path, help="TOML settings (default: conf/train.toml)")
+    parser.add_argument("--input-format", choices=INPUT_FORMATS, help="override auto-detection")
+    parser.add_argument("--seed", type=int, help="override the configured seed")
+    parser.add_argument(
+        "--truth", help="`uuid;true_pd` file of generated data: the report compares the model with it"
+    )
+
+
+def run_train_job(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
+    overrides = {"input_path": args.input, "model_dir": args.model_dir}
+    if args.input_format:
+        overrides["input_format"] = args.input_format
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.truth:
+        overrides["truth_path"] = args.truth
+    return run_job("train", lambda: load_train_config(args.config, **overrides), pipeline_of("train"), spark)
+
+
+# -- score -------------------------------------------------------------------------------------------
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _model_dir(text: str) -> tuple[date | None, str]:
+    """`DIR`, or `YYYY-MM-DD=DIR`: that model scores from that date on (in a backfill)."""
+    first, sep, rest = text.partition("=")
+    if sep and len(first) == 10:
+        return _date(first), rest
+    return None, text
+
+
+def add_score_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="customer snapshot, CSV or Parquet ({snapshot_date} is replaced)",
+    )
+    parser.add_argument(
+        "--model-dir",
+        required=True,
+        action="append",
+        type=_model_dir,
+        help="a directory written by the train job; repeat as YYYY-MM-DD=DIR for models by date range",
+    )
+    parser.add_argument("--output", required=True, help="root of the scored table (partitioned by date)")
+    dates = parser.add_mutually_exclusive_group(required=True)
+    dates.add_argument("--snapshot-date", type=_date, help="the snapshot's date, YYYY-MM-DD")
+    dates.add_argument("--from", dest="date_from", type=_date, help="first date of a backfill (with --to)")
+    parser.add_argument("--to", dest="date_to", type=_date, help="last date of a backfill, inclusive")
+    parser.add_argument("--results-csv", help="also write one `uuid;pd` file ({snapshot_date} is replaced)")
+    parser.add_argument("--rejects", help="root of the rejected-rows table (default: OUTPUT/_rejects)")
+    parser.add_argument(
+        "--unlabeled-only", action="store_true", help="score only rows whose `default` is missing"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list what would be read and written; no run")
+    parser.add_argument("--table", help="register or refresh NAME, NAME_rejects, NAME_runs in the catalog")
+    parser.add_argument("--config", type=Path, help="TOML settings (default: conf/score.toml)")
+    parser.add_argument("--input-format", choices=INPUT_FORMATS, help="override auto-detection")
+
+
+def check_score_arguments(args: argparse.Namespace) -> str | None:
+    """What argparse cannot say on its own: the usage error, if any."""
+    if (args.date_from is None) != (args.date_to is None):
+        return "--from and --to go together"
+    if len([d for first, d in args.model_dir if first is None]) > 1:
+        return "give one --model-dir DIR; further ones as YYYY-MM-DD=DIR"
+    return None
+
+
+def run_score_job(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
+    ranges = tuple(sorted((first, d) for first, d in args.model_dir if first is not None))
+    overrides = {
+        "input_path": args.input,
+        "model_dir": next((d for first, d in args.model_dir if first is None), ""),
+        "model_ranges": ranges,
+        "output_dir": args.output,
+        "snapshot_date": args.snapshot_date or args.date_from,
+        "date_to": args.date_to,
+        "results_csv": args.results_csv,
+        "rejects_dir": args.rejects,
+        "unlabeled_only": args.unlabeled_only,
+        "dry_run": args.dry_run,
+        "table": args.table,
+    }
+    if args.input_format:
+        overrides["input_format"] = args.input_format
+    return run_job("score", lambda: load_score_config(args.config, **overrides), pipeline_of("score"), spark)
+
+
+# -- the commands ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """A job on the command line: its arguments, a check of their combination, and how it runs."""
+
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, SparkSession | None], int]
+    check_arguments: Callable[[argparse.Namespace], str | None] = lambda _: None
+
+
+COMMANDS = {
+    "train": Command("Train the pd model on a labelled customer table.", add_train_arguments, run_train_job),
+    "score": Command(
+        "Score a customer snapshot (or a backfill of dates) into the partitioned pd table.",
+        add_score_arguments,
+        run_score_job,
+        check_score_arguments,
+    ),
+}
+
+
+def parse_args(name: str, argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
+    """One job's arguments; a usage error exits 2 with argparse's message."""
+    command = COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=prog or name, description=command.description)
+    command.add_arguments(parser)
+    args = parser.parse_args(argv)
+    problem = command.check_arguments(args)
+    if problem:
+        parser.error(problem)
+    return args
+
+
+def run_command(name: str, argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
+    """Run one job with its command line (`jobs/<name>.py` and tests call this)."""
+    return COMMANDS[name].run(parse_args(name, argv), spark)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`defaultrisk <job> ...` and `python -m defaultrisk <job> ...`."""
+    parser = argparse.ArgumentParser(
+        prog="defaultrisk", description="Nightly batch scoring of customers' probability of default."
+    )
+    parser.add_argument("--version", action="version", version=f"defaultrisk {defaultrisk.__version__}")
+    jobs = parser.add_subparsers(dest="job", required=True, metavar="JOB")
+    for name, command in COMMANDS.items():
+        job = jobs.add_parser(name, help=command.description, description=command.description)
+        command.add_arguments(job)
+    args = parser.parse_args(argv)
+    problem = COMMANDS[args.job].check_arguments(args)
+    if problem:
+        jobs.choices[args.job].error(problem)
+    return COMMANDS[args.job].run(args, None)
