@@ -5,6 +5,7 @@
 #                                       driver's) working directory
 #   PYSPARK_PYTHON=./environment/bin/python (also as spark.pyspark.python)
 #   --properties-file conf/spark-cluster.conf
+#   SPARK_CONF_DIR=conf (unless set): Spark's JVM logs at WARN through conf/log4j2.properties
 # The archive is built or reused by scripts/pack_env.sh unless --archive is given. In client mode (the
 # default) the driver runs here with the repo's .venv (or $PYSPARK_DRIVER_PYTHON). Options other than the
 # ones below go to spark-submit as they are; everything after the job file goes to the job.
@@ -100,6 +101,17 @@ case "$DEPLOY_MODE" in
     ;;
   *) die "--deploy-mode must be client or cluster, not $DEPLOY_MODE" ;;
 esac
+
+# Spark's own logging at WARN (conf/log4j2.properties): the launcher puts SPARK_CONF_DIR on the classpath
+# of the JVM it starts (the client-mode driver), where log4j2 finds the file. A SPARK_CONF_DIR already set
+# (a cluster's spark-defaults.conf, spark-env.sh) is kept; copy log4j2.properties there to get the same.
+export SPARK_CONF_DIR="${SPARK_CONF_DIR:-$REPO/conf}"
+if [ "$DEPLOY_MODE" = cluster ] && [ "$MASTER" = yarn ]; then
+  # A YARN cluster-mode driver starts in a container where --files are already in its working directory.
+  DRIVER_OPTS="$(sed -n 's/^spark\.driver\.extraJavaOptions[[:space:]=]*//p' "$PROPERTIES" | tail -n 1)"
+  CONFS+=(--files "$REPO/conf/log4j2.properties"
+    --conf "spark.driver.extraJavaOptions=$DRIVER_OPTS -Dlog4j2.configurationFile=log4j2.properties")
+fi
 
 # A master on loopback: the driver binds to loopback too (its RPC, block manager and web UI).
 case "$MASTER" in
