@@ -1,26 +1,56 @@
-"""defaultrisk: nightly batch scoring of customers' probability of default on Apache Spark."""
+"""defaultrisk: nightly batch scoring of customers' probability of default on Apache Spark.
+
+The version comes from git (setuptools-scm, see pyproject.toml). The checkout's `conf/` is the one
+source of the default configuration: the build copies it into the package as `defaultrisk/conf/`, which
+an installed package reads when there is no checkout around it.
+"""
+
+import shutil
+from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+# XGBoost's CPU-only wheel where it is published (Linux, Windows); macOS has only the full one.
+XGBOOST = ['xgboost-cpu>=3.0,<4; sys_platform != "darwin"', 'xgboost>=3.0,<4; sys_platform == "darwin"']
+SPARK = ["pyspark>=4.0,<5"]
+TEST = [*SPARK, "pytest>=8", "chispa>=0.10", "duckdb>=1.1"]
+
+
+class BuildWithConf(build_py):
+    """Copy `conf/` (TOML settings, Spark properties, log4j2 configuration) into the built package."""
+
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / "defaultrisk" / "conf"
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted((HERE / "conf").iterdir()):
+            if path.is_file():
+                shutil.copy2(path, target / path.name)
+
 
 setup(
     name="defaultrisk",
-    version="0.1.0",
     description="Nightly batch scoring of customers' probability of default on Apache Spark",
     package_dir={"": "lib"},
-    packages=find_packages("lib"),
+    # The sample-data generator is for development and tests, not part of the product.
+    packages=find_packages("lib", exclude=["sampledata", "sampledata.*"]),
     python_requires=">=3.11",
     install_requires=[
         "numpy>=1.26,<3",
         "pandas>=2.2,<3",
         "pyarrow>=18",
-        "xgboost-cpu>=3.0,<4",
+        *XGBOOST,
         "scikit-learn>=1.6",
         "imbalanced-learn>=0.13",
         "matplotlib>=3.8",
     ],
     extras_require={
-        "spark": ["pyspark>=4.0,<5"],
-        "test": ["pyspark>=4.0,<5", "pytest>=8", "chispa>=0.10"],
-        "dev": ["pyspark>=4.0,<5", "pytest>=8", "chispa>=0.10", "ruff>=0.6"],
+        "spark": SPARK,
+        "test": TEST,
+        "dev": [*TEST, "ruff>=0.6"],
     },
+    entry_points={"console_scripts": ["defaultrisk = defaultrisk.cli:main"]},
+    cmdclass={"build_py": BuildWithConf},
 )

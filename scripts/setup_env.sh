@@ -15,10 +15,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.defaultrisk-requirements"
-want="$(cat requirements.txt setup.py | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt setup.py pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  # The package itself, editable, built with the pinned setuptools and setuptools-scm just installed
+  # (its version comes from git: see pyproject.toml); installs the `defaultrisk` command.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi
