@@ -24,7 +24,9 @@ class BuildWithConf(build_py):
     def run(self):
         super().run()
         target = Path(self.build_lib) / "defaultrisk" / "conf"
-        target.mkdir(parents=True, exist_ok=True)
+        # Afresh each build: a build folder left from an earlier build must not ship a removed file.
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
         for path in sorted((HERE / "conf").iterdir()):
             if path.is_file():
                 shutil.copy2(path, target / path.name)
