@@ -38,5 +38,5 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 # database, created here in the throwaway home).
 export AIRFLOW__CORE__DAGS_FOLDER="$PWD/docs/airflow"
 "$AIRFLOW_VENV/bin/airflow" db migrate > "$AIRFLOW_HOME/migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/migrate.log" >&2; exit 1; }
-"$AIRFLOW_VENV/bin/airflow" tasks render defaultrisk_pd_nightly wait_for_input 2026-11-24 2>/dev/null | grep -A1 "property: filepath"
-"$AIRFLOW_VENV/bin/airflow" tasks render defaultrisk_pd_nightly score 2026-11-24 2>/dev/null | grep -A1 "property: op_kwargs"
+"$AIRFLOW_VENV/bin/airflow" tasks render defaultrisk_pd_nightly wait_for_input 2026-11-24 2>/dev/null | grep -A2 "property: filepath" | tail -n 1
+"$AIRFLOW_VENV/bin/airflow" tasks render defaultrisk_pd_nightly score 2026-11-24 2>/dev/null | grep -A2 "property: op_kwargs" | tail -n 1
