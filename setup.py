@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="Nightly batch scoring of customers' probability of default on Apache Spark",
     package_dir={"": "lib"},
-    packages=find_packages("lib"),
+    packages=find_packages("lib", include=["defaultrisk", "defaultrisk.*"]),
     python_requires=">=3.11",
     install_requires=[
         "numpy>=1.26,<3",

@@ -20,7 +20,7 @@ except ImportError:  # run from a checkout without the package installed
 
 from defaultrisk.cli import run_job
 from defaultrisk.config import load_score_config
-from defaultrisk.pipeline import run_score
+from defaultrisk.scoring.pipeline import run_score
 
 
 def _date(text: str) -> date:

@@ -16,7 +16,7 @@ except ImportError:  # run from a checkout without the package installed
 
 from defaultrisk.cli import run_job
 from defaultrisk.config import load_train_config
-from defaultrisk.pipeline import run_train
+from defaultrisk.training.pipeline import run_train
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

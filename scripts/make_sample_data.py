@@ -17,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    import defaultrisk  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+# The sample-data generator is not part of the installed package: it lives in the checkout's lib/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from defaultrisk.sample import (
+from sampledata import (
     TRUE_PD,
     make_history,
     make_snapshot,
@@ -30,6 +28,7 @@ from defaultrisk.sample import (
     write_original_csv,
     write_truth,
 )
+
 from defaultrisk.schema import UUID
 
 DEFAULT_DATES = "2026-11-21,2026-11-22,2026-11-23"

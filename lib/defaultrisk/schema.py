@@ -53,10 +53,6 @@ class Feature:
     def spark_type(self) -> T.DataType:
         return SPARK_TYPES[self.kind]
 
-    @property
-    def is_categorical(self) -> bool:
-        return self.kind == CATEGORY
-
     def to_dict(self) -> dict:
         spec = {"name": self.name, "kind": self.kind, "spark_type": self.spark_type.simpleString()}
         if self.minimum is not None:
