@@ -69,7 +69,10 @@ def plain(value):
 
 
 def _cell(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
+    """A value as Spark's row verifier takes it: Python numbers, NaN as null."""
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    return int(value) if isinstance(value, np.integer) else value
 
 
 def table_frame(spark: SparkSession, rows: list[dict], run_id: str, significance: float) -> DataFrame:

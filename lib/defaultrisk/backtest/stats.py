@@ -51,9 +51,9 @@ def binomial_p_values(defaults: int, customers: int, pd_mean: float) -> dict[str
         return {"too_low": math.nan, "too_high": math.nan, "two_sided": math.nan}
     d, n = int(defaults), int(customers)
     return {
-        "too_low": stats.binomtest(d, n, pd_mean, alternative="greater").pvalue,
-        "too_high": stats.binomtest(d, n, pd_mean, alternative="less").pvalue,
-        "two_sided": stats.binomtest(d, n, pd_mean, alternative="two-sided").pvalue,
+        "too_low": float(stats.binomtest(d, n, pd_mean, alternative="greater").pvalue),
+        "too_high": float(stats.binomtest(d, n, pd_mean, alternative="less").pvalue),
+        "two_sided": float(stats.binomtest(d, n, pd_mean, alternative="two-sided").pvalue),
     }
 
 
