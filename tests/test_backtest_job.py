@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 from outcomes import make_outcomes, write_outcomes_csv
+from sampledata import make_snapshot, write_original_csv
 
 from defaultrisk.grades import DEFAULT_SCALE, grade_of
-from defaultrisk.sample import make_snapshot, write_original_csv
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))

@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from sampledata import generate_customers
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from defaultrisk.backtest import evaluate, stats
-from defaultrisk.sample import generate_customers
 
 REPETITIONS = 200
 LEVEL = 0.05

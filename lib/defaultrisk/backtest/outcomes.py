@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from defaultrisk.errors import ConfigError, InputError
-from defaultrisk.io import read_raw
+from defaultrisk.read import read_raw
 from defaultrisk.schema import RAW_LINE, REASON, UUID, UUID_PATTERN
 
 DEFAULT_DATE = "default_date"

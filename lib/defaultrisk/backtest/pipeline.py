@@ -162,7 +162,7 @@ def run_backtest(spark: SparkSession, cfg: BacktestConfig) -> dict:
             **({"migration": moved} if moved else {}),
         }
         paths = report.write_outputs(
-            spark, cfg.effective_output, run_id, rows, rejected_outcomes(validated), summary, cfg.plots
+            cfg.effective_output, run_id, rows, rejected_outcomes(validated), summary, cfg.plots
         )
     finally:
         validated.unpersist()

@@ -26,12 +26,12 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
 from defaultrisk.errors import OutputError
-from defaultrisk.io import (
+from defaultrisk.fs import publish_folder
+from defaultrisk.scoring.staging import (
     STAGING_DIR,
     StagedPartition,
     discard,
     mark_staged,
-    publish_folder,
     stage_partition,
     swap_in,
 )
@@ -84,7 +84,6 @@ def table_frame(spark: SparkSession, rows: list[dict], run_id: str, significance
 
 
 def write_outputs(
-    spark: SparkSession,
     root: str,
     run_id: str,
     rows: list[dict],
@@ -93,6 +92,7 @@ def write_outputs(
     plots: bool,
 ) -> dict:
     """Stage every output of the run, then swap each in; the paths written."""
+    spark = rejects.sparkSession
     root = root.rstrip("/")
     staged: list[StagedPartition] = []
     try:
