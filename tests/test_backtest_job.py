@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from outcomes import make_outcomes, write_outcomes_csv
 from sampledata import make_snapshot, write_original_csv
+from sampledata.outcomes import make_outcomes, write_outcomes_csv
 
 from defaultrisk.grades import DEFAULT_SCALE, grade_of
 

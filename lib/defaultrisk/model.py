@@ -115,6 +115,8 @@ def model_version(model_sha256: str, manifest_fields: dict) -> str:
         "calibration": manifest_fields["calibration"],
         "threshold": manifest_fields["threshold"]["value"],
     }
+    if manifest_fields.get("master_scale") is not None:  # models trained before grades keep their version
+        pinned["master_scale"] = manifest_fields["master_scale"]
     return "pd-" + sha256_bytes(json.dumps(pinned, sort_keys=True).encode())[:12]
 
 

@@ -23,7 +23,6 @@ from defaultrisk.backtest.measures import DEFAULTED_BEFORE, NO_GRADE, OUTCOME_RE
 from defaultrisk.grades import MasterScale
 
 PORTFOLIO_LABEL = "all"
-EXIT_TEST_FAILED = 8  # a configured test failed: results written, run flagged (drift uses 6)
 FAILED_STATUS = "tests_failed"
 _EXCLUSIONS = (DEFAULTED_BEFORE, OUTCOME_REJECTED, NO_GRADE)
 
@@ -144,15 +143,6 @@ def failures(rows: list[dict], fail_on: tuple[str, ...]) -> list[dict]:
                     }
                 )
     return found
-
-
-def test_failure_exit(summary: dict) -> tuple[int, str | None]:
-    """Exit code 8 and a warning line when a configured test failed; (0, None) otherwise."""
-    failed = summary.get("failed_tests") or []
-    if summary.get("status") != FAILED_STATUS or not failed:
-        return 0, None
-    names = sorted({f"{f['test']} ({f['snapshot_date']}, grade {f['grade']})" for f in failed})
-    return EXIT_TEST_FAILED, f"backtest test failed: {', '.join(names)} (results are written)"
 
 
 def _p_key(test: str) -> str:

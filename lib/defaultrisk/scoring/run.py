@@ -19,9 +19,10 @@ from pyspark.sql import functions as F
 
 from defaultrisk.config import ScoreConfig, as_dict
 from defaultrisk.errors import OutputError
+from defaultrisk.grades import grade_column, scale_from_manifest
 from defaultrisk.model import CheckedModel
 from defaultrisk.read import read_raw
-from defaultrisk.schema import MODEL_VERSION, PD, SCORED_AT, UUID
+from defaultrisk.schema import GRADE, MODEL_VERSION, PD, SCORED_AT, UUID
 from defaultrisk.scoring import runlog, staging
 from defaultrisk.scoring.drift_report import drift_report
 from defaultrisk.scoring.udf import score_partitions
@@ -46,8 +47,10 @@ class Staged:
 
 def _stage_scores(cfg: ScoreConfig, model: CheckedModel, considered, run: dict):
     """Score the valid rows into a staged partition; its rows are counted from the written files."""
+    scale = scale_from_manifest(model.manifest)
     scored = score_partitions(valid_rows(considered), model.payload, cfg.reason_codes).select(
         "*",
+        grade_column(F.col(PD), scale).alias(GRADE),
         F.lit(model.version).alias(MODEL_VERSION),
         F.lit(run["started_at"]).cast("timestamp").alias(SCORED_AT),
     )

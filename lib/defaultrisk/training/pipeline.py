@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from defaultrisk import drift
 from defaultrisk.config import DRIVER_SAMPLING, TrainConfig, as_dict
+from defaultrisk.grades import DEFAULT_SCALE
 from defaultrisk.model import save_model
 from defaultrisk.read import read_raw
 from defaultrisk.schema import DEFAULT
@@ -76,6 +77,7 @@ def _manifest_fields(cfg: TrainConfig, result: TrainingResult, row_counts, sampl
     return {
         "threshold": result.threshold,
         "calibration": result.calibration,
+        "master_scale": DEFAULT_SCALE.to_manifest(),
         "row_counts": row_counts,
         "metrics": {"holdout": result.metrics, **oracle},
         "model_selection": result.selection,

@@ -1,4 +1,4 @@
-"""Realised defaults drawn from each customer's true pd, for backtest tests (and, later, the demo)."""
+"""Realised defaults drawn from each customer's true pd: the outcomes table of generated snapshots."""
 
 from __future__ import annotations
 
