@@ -146,7 +146,7 @@ def test_extra_columns_are_ignored_and_logged(spark, tmp_path, caplog):
         [{**row(1), "favourite_colour": "blue"}],
         columns=[*INPUT_COLUMNS, "favourite_colour"],
     )
-    with caplog.at_level(logging.WARNING, logger="defaultrisk.io"):
+    with caplog.at_level(logging.WARNING, logger="defaultrisk.validate"):
         validated = _validated(spark, path)
     assert "favourite_colour" in caplog.text
     assert "favourite_colour" not in valid_rows(validated).columns
