@@ -52,10 +52,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-try:
-    import defaultrisk  # noqa: F401
-except ImportError:  # run from a checkout without the package installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+# The sample-data generator is not part of the installed package: it lives in the checkout's lib/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from defaultrisk.schema import CATEGORY, FEATURES, FLAG, IS_HIGH_RISK, NUMERIC, PD, UUID, Feature
 
@@ -142,10 +140,11 @@ def ensure_model(work_dir: Path, seed: int) -> Path:
 
 def train_model(model_dir: Path, seed: int) -> None:
     import xgboost as xgb
+    from sampledata import make_history
 
+    from defaultrisk.calibration import PRIOR_CORRECTION
     from defaultrisk.features import feature_matrix, xgb_feature_types
-    from defaultrisk.model import PRIOR_CORRECTION, save_model
-    from defaultrisk.sample import make_history
+    from defaultrisk.model import save_model
     from defaultrisk.schema import DEFAULT, FEATURE_NAMES
 
     history, _ = make_history(MODEL_HISTORY_ROWS, seed)
@@ -172,7 +171,7 @@ def train_model(model_dir: Path, seed: int) -> None:
         "threshold": {"value": HIGH_RISK_THRESHOLD, "rule": "fixed"},
         "calibration": {"method": PRIOR_CORRECTION, "negative_sampling_rate": NEGATIVE_SAMPLING_RATE},
         "row_counts": {"history_rows": len(labels), "training_rows": int(keep.sum())},
-        "training": {"params": params, "rounds": MODEL_TREES, "source": "defaultrisk.sample.make_history"},
+        "training": {"params": params, "rounds": MODEL_TREES, "source": "sampledata.make_history"},
     }
     save_model(model_dir, booster, fields)
 
@@ -206,7 +205,7 @@ def snapshot_table(frame: pd.DataFrame) -> pa.Table:
 
 def ensure_data(work_dir: Path, rows: int, seed: int) -> Path:
     """`rows` generated customers as a Parquet folder (one file per chunk), generated once and reused."""
-    from defaultrisk.sample import make_snapshot
+    from sampledata import make_snapshot
 
     path = work_dir / "data" / f"customers-{rows}-seed{seed}.parquet"
     if path.is_dir():
@@ -325,7 +324,7 @@ def variant_command(variant: str, data: Path, model_dir: Path, output: Path) -> 
     ]
 
 
-def run_variant(
+def run_variant(  # noqa: PLR0913 -- one call site; the variant and its files travel together
     variant: str, data: Path, model_dir: Path, output: Path, config: Path, log_path: Path, rows: int
 ) -> Run:
     shutil.rmtree(output, ignore_errors=True)
@@ -346,7 +345,7 @@ def run_variant(
 def score_in_one_process(data: str, model_dir: str, output: str) -> int:
     """The limit: read, `score_frame` and write in this process, batch by batch."""
     from defaultrisk.model import load_model
-    from defaultrisk.scoring import score_frame
+    from defaultrisk.scoring.core import score_frame
 
     model = load_model(model_dir)
     started = time.monotonic()
@@ -375,7 +374,7 @@ def encoded_feature(feature: Feature) -> Column:
 
 def calibrated_pd(probability: Column, calibration: dict) -> Column:
     """The manifest's prior correction, pd = b*p / (b*p - p + 1), as a Spark expression."""
-    from defaultrisk.model import PRIOR_CORRECTION
+    from defaultrisk.calibration import PRIOR_CORRECTION
 
     if calibration["method"] != PRIOR_CORRECTION:
         raise SystemExit(f"the benchmark applies prior correction only, not {calibration['method']}")

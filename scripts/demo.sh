@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole product on embedded defaults: generate sample data, train once, backfill three snapshot dates,
-# show the run log and the drift report.
+# show the run log and the drift report, then backtest the scores against the outcomes a year later.
 # Usage: scripts/demo.sh [OUTPUT_DIR]   (default: demo-output)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,8 @@ PY="$PWD/$VENV/bin/python"
 export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
 
 OUT="${1:-demo-output}"
-DATES=(2026-11-21 2026-11-22 2026-11-23)
+# A year back: their 12-month performance windows have closed, so the demo can backtest them.
+DATES=(2025-11-21 2025-11-22 2025-11-23)
 mkdir -p "$OUT"
 
 echo "== generating sample data in $OUT/data"
@@ -43,6 +44,18 @@ for report in sorted(root.glob("_drift/snapshot_date=*/drift.json")):
           f" -> {report.parent / 'top_movers.png'}")
 PY
 
+echo "== backtest: pd against the defaults observed in the 12 months after each snapshot"
+"$PY" jobs/backtest.py --scored "$OUT/scored" --outcomes "$OUT/data/outcomes.csv" --model-dir "$OUT/model" \
+  --migration "${DATES[0]},${DATES[-1]}" 2> "$OUT/backtest.log" | tail -n 1 || true
+"$PY" - "$OUT/scored/_backtest" <<'PY'
+import sys
+import pyarrow.dataset as ds
+table = ds.dataset(sys.argv[1], format="parquet", partitioning="hive").to_table().to_pandas()
+portfolio = table[table["grade"].isna()].sort_values("snapshot_date")
+print(portfolio[["snapshot_date", "customers", "expected_defaults", "observed_defaults", "jeffreys_lower",
+                 "jeffreys_upper", "jeffreys_p_value", "roc_auc"]].to_string(index=False))
+PY
+
 cat <<TXT
 
 Wrote:
@@ -53,5 +66,7 @@ Wrote:
   run log (one row per run)     $OUT/scored/_runs/
   drift report per date         $OUT/scored/_drift/snapshot_date=YYYY-MM-DD/  (drift.json, .parquet, .png)
   results.csv per date          $OUT/results/YYYY-MM-DD/results.csv
+  outcomes (generated)          $OUT/data/outcomes.csv
+  backtest table, plots         $OUT/scored/_backtest/  (snapshot_date=.../, _report/ with PNG plots)
   job logs                      $OUT/*.log
 TXT

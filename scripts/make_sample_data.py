@@ -16,13 +16,12 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-try:
-    import defaultrisk  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+# The sample-data generator is not part of the installed package: it lives in the checkout's lib/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from defaultrisk.sample import (
+from sampledata import (
     TRUE_PD,
     make_history,
     make_snapshot,
@@ -30,6 +29,9 @@ from defaultrisk.sample import (
     write_original_csv,
     write_truth,
 )
+from sampledata.outcomes import make_outcomes, write_outcomes_csv
+
+from defaultrisk.backtest.pipeline import add_months
 from defaultrisk.schema import UUID
 
 DEFAULT_DATES = "2026-11-21,2026-11-22,2026-11-23"
@@ -72,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=_non_negative, default=7)
     parser.add_argument(
+        "--window-months",
+        type=_non_negative,
+        default=12,
+        help="outcomes: each snapshot customer's default (drawn from its true pd) within this many months",
+    )
+    parser.add_argument(
         "--unlabeled-fraction", type=_fraction, default=0.0, help="share of history rows without `default`"
     )
     return parser
@@ -95,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "snapshots": [],
     }
 
+    outcomes = []
     for day in args.dates:
         snapshot, info = make_snapshot(args.snapshot_rows, snapshot_seed(args.seed, day), args.bad_rows)
         name = f"customers_{day.isoformat()}"
@@ -106,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         scored[info["rejected_rows"]] = False
         write_truth(snapshot[UUID].to_numpy()[scored], info[TRUE_PD][scored], truth_path)
         print(f"wrote {truth_path} ({int(scored.sum())} rows)")
+        true_pd = np.where(scored, info[TRUE_PD], np.nan)  # a rejected row is never scored
+        outcomes.append(make_outcomes(snapshot[UUID], true_pd, day, args.window_months, args.seed))
         summary["snapshots"].append(
             {
                 "date": day.isoformat(),
@@ -118,6 +129,17 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
 
+    if args.dates:
+        # What happened afterwards: every defaulter of every snapshot, complete up to the last window's end.
+        observed_until = add_months(max(args.dates), args.window_months)
+        outcomes_path = write_outcomes_csv(pd.concat(outcomes), out / "outcomes.csv", observed_until)
+        defaults = int(sum(len(o) for o in outcomes))
+        print(f"wrote {outcomes_path} ({defaults} defaults, observed until {observed_until})")
+        summary["outcomes"] = {
+            "path": str(outcomes_path),
+            "defaults": defaults,
+            "observed_until": str(observed_until),
+        }
     print(json.dumps(summary))
     return 0
 

@@ -124,7 +124,7 @@ PY
 # The executors' view: Spark's Python workers get pyspark from the cluster's Spark, the rest from here.
 SPARK_PY="$("$VENV/bin/python" -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "python", "lib"))')"
 PYTHONPATH="$(printf '%s:' "$SPARK_PY"/*.zip)" "$ENV_DIR/bin/python" -c \
-  'import defaultrisk.scoring, pandas, pyarrow, xgboost' \
+  'import defaultrisk.scoring.udf, pandas, pyarrow, xgboost' \
   || die "the packed environment cannot import the scoring code"
 
 # The libraries' own test suites are never imported by the jobs: leaving them out makes every executor's

@@ -28,12 +28,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-try:
-    import defaultrisk  # noqa: F401
-except ImportError:  # run from a checkout without the package installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+# The sample-data generator is not part of the installed package: it lives in the checkout's lib/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from defaultrisk.sample import make_history
+from sampledata import make_history
+
 from defaultrisk.schema import CATEGORY, CODE, COUNT, DEFAULT, FEATURES, FLAG, UUID
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,12 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sampledata import make_history, make_snapshot, write_original_csv
 
 from defaultrisk.config import SelectionConfig, TrainConfig, XGBoostParams
 from defaultrisk.model import load_model
-from defaultrisk.pipeline import run_train
-from defaultrisk.sample import make_history, make_snapshot, write_original_csv
 from defaultrisk.session import build_session
+from defaultrisk.training.pipeline import run_train
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

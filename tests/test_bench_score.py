@@ -19,7 +19,7 @@ ROWS = 20_000
 PD_TOLERANCE = 1e-6
 
 
-@pytest.mark.slow
+@pytest.mark.nightly
 def test_bench_score_prints_its_figures_as_json_last(tmp_path):
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     command = [

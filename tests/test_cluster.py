@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from defaultrisk.sample import make_history, make_snapshot, write_original_csv
+from sampledata import make_history, make_snapshot, write_original_csv
 
 from conftest import SMALL_TRAIN_TOML
 

@@ -8,31 +8,33 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import functions as F
+from sampledata import UNSEEN_CATEGORY, generate_customers, make_snapshot
 
 from defaultrisk.drift import (
     ACT,
-    DRIFT_JSON,
-    DRIFT_PARQUET,
     MIN_BIN_SHARE,
     MISSING,
     NO_ROWS,
     OTHER,
     STABLE,
-    TOP_MOVERS_PNG,
     WATCH,
     band,
     bin_counts,
     bin_index,
     bin_labels,
     drift_table,
-    limit_warning,
     over_limit,
     psi,
     reference_profile,
+)
+from defaultrisk.schema import CATEGORY, FEATURE_NAMES, FEATURES, FLAG, NUMERIC, PD, UUID
+from defaultrisk.scoring.drift_report import (
+    DRIFT_JSON,
+    DRIFT_PARQUET,
+    TOP_MOVERS_PNG,
+    limit_warning,
     write_drift_report,
 )
-from defaultrisk.sample import UNSEEN_CATEGORY, generate_customers, make_snapshot
-from defaultrisk.schema import CATEGORY, FEATURE_NAMES, FEATURES, FLAG, NUMERIC, PD, UUID
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REFERENCE_ROWS = 20_000

@@ -1,13 +1,22 @@
 """Oracle metrics, cross-validated model choice, calibration and threshold rules, without Spark."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+from sampledata import make_history, write_truth
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from defaultrisk.calibration import (
+    apply_calibration,
+    check_calibration,
+    fit_isotonic,
+    fit_platt,
+    prior_correction,
+)
 from defaultrisk.config import (
     SearchConfig,
     SelectionConfig,
@@ -17,36 +26,35 @@ from defaultrisk.config import (
     load_train_config,
 )
 from defaultrisk.errors import ConfigError, InputError, ModelError
-from defaultrisk.evaluation import (
+from defaultrisk.features import feature_matrix
+from defaultrisk.schema import DEFAULT, UUID
+from defaultrisk.training.fit import fit, train_booster
+from defaultrisk.training.metrics import oracle_comparison, probability_metrics, reliability_table
+from defaultrisk.training.resampling import (
     CLASS_WEIGHT,
     NO_RESAMPLING,
     UNDERSAMPLE,
     Strategy,
+    resample,
+    strategies,
+)
+from defaultrisk.training.search import random_search
+from defaultrisk.training.selection import (
+    CVRows,
     _FoldRun,
     best_result,
     compare_calibrations,
     compare_strategies,
     cross_validate,
-    fit_isotonic,
-    fit_platt,
-    oracle_comparison,
-    probability_metrics,
-    random_search,
-    read_truth,
-    reliability_table,
-    resample,
-    strategies,
     stratified_folds,
-    train_booster,
 )
-from defaultrisk.features import feature_matrix
-from defaultrisk.model import apply_calibration, check_calibration, prior_correction
-from defaultrisk.sample import make_history, write_truth
-from defaultrisk.schema import DEFAULT, UUID
-from defaultrisk.train import choose_threshold, decision_curve, fit
+from defaultrisk.training.threshold import choose_threshold, decision_curve
+from defaultrisk.training.truth import read_truth
 
 SEED = 5
 QUICK = XGBoostParams(n_estimators=60, max_depth=2, learning_rate=0.2, nthread=1)
+# Cross-validation read every 20 trees, stopping after 2 readings without improvement.
+CV_SETTINGS = SelectionConfig(metric="log_loss", round_step=20, patience=2)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +178,9 @@ def test_a_calibration_that_cannot_be_applied_is_refused():
 
 def test_cross_validated_scores_are_measured_at_the_base_rate_on_unseen_rows(generated, folds):
     matrix, labels, _, _ = generated
-    result = cross_validate(matrix, labels, folds, Strategy(UNDERSAMPLE, 0.1), QUICK, SEED, "log_loss", 20, 2)
+    result = cross_validate(
+        CVRows(matrix, labels, folds, SEED), Strategy(UNDERSAMPLE, 0.1), QUICK, CV_SETTINGS
+    )
     per_fold = [
         log_loss(labels[valid], prior_correction(result.oof_raw[valid], result.oof_sampling_rate[valid]))
         for _, valid in folds
@@ -184,7 +194,9 @@ def test_cross_validated_scores_are_measured_at_the_base_rate_on_unseen_rows(gen
 def test_checkpoint_scores_come_from_the_same_pd_as_a_direct_prediction(generated, folds):
     matrix, labels, _, _ = generated
     fit_rows, valid_rows = folds[1]
-    run = _FoldRun(matrix, labels, fit_rows, valid_rows, Strategy(CLASS_WEIGHT, 0.2), QUICK, SEED)
+    run = _FoldRun(
+        CVRows(matrix, labels, folds, SEED), (fit_rows, valid_rows), Strategy(CLASS_WEIGHT, 0.2), QUICK
+    )
     for trees in (1, 20, 45):
         incremental = run.grow_to(trees)
         direct = run.booster.inplace_predict(matrix[valid_rows], iteration_range=(0, trees))
@@ -195,7 +207,9 @@ def test_checkpoint_scores_come_from_the_same_pd_as_a_direct_prediction(generate
 def test_strategy_comparison_picks_the_best_configured_metric(generated, folds, metric):
     matrix, labels, _, _ = generated
     candidates = [Strategy(NO_RESAMPLING), Strategy(UNDERSAMPLE, 0.05), Strategy(UNDERSAMPLE, 0.3)]
-    results = compare_strategies(matrix, labels, folds, candidates, QUICK, SEED, metric, 20, 2)
+    results = compare_strategies(
+        CVRows(matrix, labels, folds, SEED), candidates, QUICK, replace(CV_SETTINGS, metric=metric)
+    )
     assert [r.strategy for r in results] == candidates
     scores = [r.score for r in results]
     assert len(set(scores)) == len(scores)
@@ -231,8 +245,12 @@ def test_training_chooses_by_cross_validation_and_records_the_comparison(generat
 
 def test_calibration_comparison_scores_each_map_on_rows_it_was_not_fitted_to(generated, folds):
     matrix, labels, _, _ = generated
-    result = cross_validate(matrix, labels, folds, Strategy(UNDERSAMPLE, 0.1), QUICK, SEED, "log_loss", 20, 2)
-    table = compare_calibrations(result, labels, folds, ["prior_correction", "platt", "isotonic"])
+    result = cross_validate(
+        CVRows(matrix, labels, folds, SEED), Strategy(UNDERSAMPLE, 0.1), QUICK, CV_SETTINGS
+    )
+    table = compare_calibrations(
+        result, CVRows(matrix, labels, folds, SEED), ["prior_correction", "platt", "isotonic"]
+    )
     by_method = {row["method"]: row for row in table}
     assert by_method["prior_correction"]["log_loss"] == pytest.approx(result.score, rel=1e-6)
     # Fitted on all rows and scored on the same rows, isotonic would look better than it is.
@@ -243,16 +261,16 @@ def test_calibration_comparison_scores_each_map_on_rows_it_was_not_fitted_to(gen
 def test_random_search_is_seeded_and_stops_at_its_time_budget(generated, folds):
     matrix, labels, _, _ = generated
     strategy = Strategy(UNDERSAMPLE, 0.1)
-    args = (matrix, labels, folds, strategy, QUICK, SEED, "log_loss", 20, 2)
-    first = random_search(*args, candidates=2, time_budget_seconds=600)
-    again = random_search(*args, candidates=2, time_budget_seconds=600)
+    args = (CVRows(matrix, labels, folds, SEED), strategy, QUICK, CV_SETTINGS)
+    first = random_search(*args, SearchConfig(candidates=2, time_budget_seconds=600))
+    again = random_search(*args, SearchConfig(candidates=2, time_budget_seconds=600))
     assert len(first.results) == 2
     assert not first.stopped_by_time
     assert [r.params for r in first.results] == [r.params for r in again.results]
     assert [r.score for r in first.results] == [r.score for r in again.results]
     assert all(r.params != QUICK for r in first.results)
     assert all(r.params.n_estimators == QUICK.n_estimators for r in first.results)
-    cut = random_search(*args, candidates=5, time_budget_seconds=1e-9)
+    cut = random_search(*args, SearchConfig(candidates=5, time_budget_seconds=1e-9))
     assert cut.stopped_by_time
     assert cut.results == []
     assert cut.summary()["candidates_evaluated"] == 0

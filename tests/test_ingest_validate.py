@@ -5,16 +5,16 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
-from defaultrisk import io
+from defaultrisk import read
 from defaultrisk.errors import InputError
 from defaultrisk.schema import FEATURE_NAMES, INPUT_COLUMNS, REASON, REQUIRED_COLUMNS, UUID
-from defaultrisk.validate import rejected_rows, valid_rows, validate
+from defaultrisk.validate import rejected_rows, select_known_columns, valid_rows, validate
 
 from rows import GOOD_ROW, row, uuid_for, write_csv
 
 
 def _validated(spark, path, labelled=False, input_format="auto"):
-    raw = io.select_known_columns(io.read_raw(spark, str(path), input_format), REQUIRED_COLUMNS)
+    raw = select_known_columns(read.read_raw(spark, str(path), input_format), REQUIRED_COLUMNS)
     return validate(raw, labelled=labelled)
 
 
@@ -146,7 +146,7 @@ def test_extra_columns_are_ignored_and_logged(spark, tmp_path, caplog):
         [{**row(1), "favourite_colour": "blue"}],
         columns=[*INPUT_COLUMNS, "favourite_colour"],
     )
-    with caplog.at_level(logging.WARNING, logger="defaultrisk.io"):
+    with caplog.at_level(logging.WARNING, logger="defaultrisk.validate"):
         validated = _validated(spark, path)
     assert "favourite_colour" in caplog.text
     assert "favourite_colour" not in valid_rows(validated).columns
@@ -174,7 +174,7 @@ def test_parquet_input_validates_like_the_csv(spark, tmp_path, snapshot):
 
 def test_unreadable_input_is_an_input_error(spark, tmp_path):
     with pytest.raises(InputError, match="cannot read input"):
-        io.read_raw(spark, str(tmp_path / "nope.csv"))
+        read.read_raw(spark, str(tmp_path / "nope.csv"))
 
 
 def test_labelled_table_rejects_a_label_that_is_not_0_or_1(spark, tmp_path):

@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from pyspark import TaskContext
+from sampledata import make_history, write_original_csv
 
-from defaultrisk import io
 from defaultrisk.errors import EXIT_INPUT, EXIT_MODEL, EXIT_USAGE
-from defaultrisk.sample import make_history, write_original_csv
 from defaultrisk.schema import FEATURE_NAMES, INPUT_COLUMNS, SCORED_SCHEMA
+from defaultrisk.scoring import staging
 
 from conftest import SMALL_TRAIN_TOML
 from rows import row, write_csv
@@ -307,9 +307,9 @@ def test_scoring_twice_gives_identical_rows_and_results_bytes(spark, trained, sn
 def test_a_write_failing_in_one_task_leaves_the_live_partition_byte_identical(spark, tmp_path):
     root, day = tmp_path / "table", date(2026, 11, 21)
     rows = spark.createDataFrame([(i, day) for i in range(40)], "x long, snapshot_date date").repartition(4)
-    staged = io.stage_partition(rows, str(root), day, "run-1")
-    io.mark_staged(spark, staged, {"rows": 40})
-    io.swap_in(spark, staged)
+    staged = staging.stage_partition(rows, str(root), day, "run-1")
+    staging.mark_staged(spark, staged, {"rows": 40})
+    staging.swap_in(spark, staged)
     before = _digest(root)
 
     def fail_in_one_task(batches):
@@ -320,6 +320,6 @@ def test_a_write_failing_in_one_task_leaves_the_live_partition_byte_identical(sp
 
     failing = rows.mapInPandas(fail_in_one_task, rows.schema)
     with pytest.raises(Exception, match="injected failure"):
-        io.stage_partition(failing, str(root), day, "run-2")
+        staging.stage_partition(failing, str(root), day, "run-2")
     assert _digest(root) == before
     assert sorted(p.name for p in root.iterdir()) == ["snapshot_date=2026-11-21"]

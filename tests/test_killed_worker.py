@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from defaultrisk.sample import make_snapshot, write_original_csv
+from sampledata import make_snapshot, write_original_csv
 
 pytestmark = pytest.mark.slow
 

@@ -6,23 +6,24 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from sampledata import make_history
 
+from defaultrisk.calibration import check_calibration, prior_correction
 from defaultrisk.config import CALIBRATION_METHODS, ThresholdRule
 from defaultrisk.errors import ModelError
-from defaultrisk.evaluation import undersample
 from defaultrisk.features import feature_matrix
 from defaultrisk.model import (
     MANIFEST_FILE,
     MODEL_FILE,
+    ModelPayload,
     ScoringModel,
-    check_calibration,
     load_model,
-    prior_correction,
     read_checked_model,
 )
-from defaultrisk.sample import make_history
 from defaultrisk.schema import DEFAULT
-from defaultrisk.train import choose_threshold, fit
+from defaultrisk.training.fit import fit
+from defaultrisk.training.resampling import undersample
+from defaultrisk.training.threshold import choose_threshold
 
 from conftest import small_train_config
 
@@ -159,7 +160,9 @@ def test_loaded_model_scores_like_the_booster_through_the_manifests_calibration(
 )
 def test_every_calibration_a_manifest_can_hold_is_applied_when_scoring(trained, history, calibration):
     model_bytes, manifest = read_checked_model(trained[0])
-    scoring = ScoringModel.from_bytes(model_bytes, {**manifest, "calibration": calibration})
+    scoring = ScoringModel.from_payload(
+        ModelPayload.from_manifest(model_bytes, {**manifest, "calibration": calibration})
+    )
     matrix = feature_matrix(history[1].head(200))
     raw = scoring.booster.inplace_predict(matrix)
     pds = scoring.predict_pd(matrix)
@@ -170,7 +173,8 @@ def test_every_calibration_a_manifest_can_hold_is_applied_when_scoring(trained, 
 def test_a_manifest_with_an_unusable_calibration_is_refused_before_scoring(trained):
     model_bytes, manifest = read_checked_model(trained[0])
     with pytest.raises(ModelError, match="calibration"):
-        ScoringModel.from_bytes(model_bytes, {**manifest, "calibration": {"method": "isotonic", "x": [0.1]}})
+        bad = {**manifest, "calibration": {"method": "isotonic", "x": [0.1]}}
+        ScoringModel.from_payload(ModelPayload.from_manifest(model_bytes, bad))
 
 
 def test_tampered_model_file_is_refused(trained, tmp_path):

@@ -10,11 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
+from sampledata import make_snapshot, write_original_csv
 
 from defaultrisk.errors import EXIT_DRIFT, EXIT_OK, EXIT_OUTPUT, EXIT_PARTIAL
 from defaultrisk.model import model_version
-from defaultrisk.runlog import FAILED, SUCCEEDED, runs_path
-from defaultrisk.sample import make_snapshot, write_original_csv
+from defaultrisk.scoring.runlog import FAILED, SUCCEEDED, runs_path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))

@@ -21,8 +21,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 from pyspark.sql import types as T
-
-from defaultrisk.sample import make_snapshot, write_original_csv
+from sampledata import make_snapshot, write_original_csv
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))

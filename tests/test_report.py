@@ -7,9 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.image import imread
+from sampledata import make_history
 
 from defaultrisk.config import SelectionConfig, TrainConfig, XGBoostParams
-from defaultrisk.report import (
+from defaultrisk.schema import DEFAULT, UUID
+from defaultrisk.training.fit import fit
+from defaultrisk.training.report import (
     IMPORTANCE_PLOT,
     PR_PLOT,
     RELIABILITY_PLOT,
@@ -21,9 +24,6 @@ from defaultrisk.report import (
     plot_reliability,
     write_report,
 )
-from defaultrisk.sample import make_history
-from defaultrisk.schema import DEFAULT, UUID
-from defaultrisk.train import fit
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = (ROC_PLOT, PR_PLOT, RELIABILITY_PLOT, THRESHOLD_PLOT, IMPORTANCE_PLOT, STRATEGY_PLOT)

@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
-
-from defaultrisk.sample import (
+from sampledata import (
     BAD_KINDS,
     DEFAULT_RATE,
     UNSEEN_CATEGORY,
@@ -24,6 +22,8 @@ from defaultrisk.sample import (
     write_original_csv,
     write_truth,
 )
+from sklearn.metrics import roc_auc_score
+
 from defaultrisk.schema import (
     CATEGORY,
     CODE,

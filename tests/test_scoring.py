@@ -4,37 +4,30 @@ import pytest
 import xgboost as xgb
 from chispa import assert_df_equality
 
-from defaultrisk import io
+from defaultrisk import read
 from defaultrisk.errors import ModelError
 from defaultrisk.features import feature_matrix, model_input, xgb_feature_types
+from defaultrisk.model import load_checked
 from defaultrisk.schema import FEATURE_NAMES, IS_HIGH_RISK, PD, REASON_CODES, REQUIRED_COLUMNS, UUID
-from defaultrisk.scoring import (
-    SCORE_SCHEMA,
-    check_executor_libraries,
-    score_frame,
-    score_partitions,
-    worker_model,
-)
-from defaultrisk.validate import valid_rows, validate
+from defaultrisk.scoring.core import score_frame
+from defaultrisk.scoring.udf import SCORE_SCHEMA, check_executor_libraries, score_partitions, worker_model
+from defaultrisk.validate import select_known_columns, valid_rows, validate
 
 from rows import row, write_csv
 
 
 @pytest.fixture(scope="module")
 def valid_snapshot(spark, snapshot):
-    raw = io.select_known_columns(io.read_raw(spark, str(snapshot[0])), REQUIRED_COLUMNS)
+    raw = select_known_columns(read.read_raw(spark, str(snapshot[0])), REQUIRED_COLUMNS)
     return valid_rows(validate(raw)).cache()
 
 
 def _payload(trained):
-    from defaultrisk.model import read_checked_model
-
-    return read_checked_model(trained[0])
+    return load_checked(trained[0]).payload
 
 
 def _udf_scores(df, trained):
-    model_bytes, manifest = _payload(trained)
-    return score_partitions(df, model_bytes, manifest)
+    return score_partitions(df, _payload(trained))
 
 
 def _core_scores(spark, df, model):
@@ -54,8 +47,8 @@ def test_nulls_and_unseen_categories_score_without_error(spark, tmp_path, traine
         row(2, merchant_category="Space travel", merchant_group="Moon goods", name_in_email="???"),
         row(3, **{c: "NA" for c in ("age", "has_paid", "num_unpaid_bills", "account_status")}),
     ]
-    raw = io.select_known_columns(
-        io.read_raw(spark, str(write_csv(tmp_path / "t.csv", rows))), REQUIRED_COLUMNS
+    raw = select_known_columns(
+        read.read_raw(spark, str(write_csv(tmp_path / "t.csv", rows))), REQUIRED_COLUMNS
     )
     valid = valid_rows(validate(raw))
     got = _udf_scores(valid, trained)
@@ -115,10 +108,10 @@ def test_an_executor_with_another_xgboost_is_refused(spark, monkeypatch):
 
 
 def test_a_worker_refuses_a_model_checked_under_another_xgboost(trained):
-    model_bytes, manifest = _payload(trained)
+    payload = _payload(trained)
     with pytest.raises(ModelError, match=r"the driver 0\.0-elsewhere"):
-        worker_model(model_bytes, manifest, "0.0-elsewhere")
-    assert worker_model(model_bytes, manifest, xgb.__version__).version == manifest["model_version"]
+        worker_model(payload, "0.0-elsewhere")
+    assert worker_model(payload, xgb.__version__).version == payload.version
 
 
 def _contributions(model, frame):
@@ -143,16 +136,16 @@ def test_reason_codes_are_the_largest_positive_contributions(valid_snapshot, mod
 def test_reason_codes_in_the_udf_equal_score_frame_and_ignore_batch_size(
     spark, valid_snapshot, trained, model
 ):
-    model_bytes, manifest = _payload(trained)
+    payload = _payload(trained)
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     previous = spark.conf.get(key)
     try:
         spark.conf.set(key, "13")
-        small = score_partitions(valid_snapshot, model_bytes, manifest, reason_codes=3)
+        small = score_partitions(valid_snapshot, payload, reason_codes=3)
         small_rows = small.collect()
     finally:
         spark.conf.set(key, previous)
-    large = score_partitions(valid_snapshot, model_bytes, manifest, reason_codes=3)
+    large = score_partitions(valid_snapshot, payload, reason_codes=3)
     assert_df_equality(spark.createDataFrame(small_rows, small.schema), large, ignore_row_order=True)
     core = score_frame(model_input(valid_snapshot).toPandas(), model, reason_codes=3)
     assert_df_equality(large, spark.createDataFrame(core, SCORE_SCHEMA), ignore_row_order=True)

@@ -8,24 +8,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from defaultrisk.calibration import apply_calibration, check_calibration, logit, prior_correction
 from defaultrisk.config import ThresholdRule, load_train_config
 from defaultrisk.errors import ConfigError, ModelError
-from defaultrisk.evaluation import (
+from defaultrisk.features import feature_matrix
+from defaultrisk.model import load_model
+from defaultrisk.schema import DEFAULT, UUID
+from defaultrisk.training.metrics import evaluate, probability_metrics, reliability_table
+from defaultrisk.training.pipeline import run_train
+from defaultrisk.training.resampling import (
     CLASS_WEIGHT,
     NO_RESAMPLING,
     UNDERSAMPLE,
     Strategy,
     applicable_strategies,
-    probability_metrics,
-    reliability_table,
-    stratified_folds,
 )
-from defaultrisk.features import feature_matrix
-from defaultrisk.model import apply_calibration, check_calibration, load_model, logit, prior_correction
-from defaultrisk.pipeline import run_train
-from defaultrisk.sampling import rate_for_budget, thin_non_defaulters
-from defaultrisk.schema import DEFAULT, UUID
-from defaultrisk.train import choose_threshold, evaluate
+from defaultrisk.training.selection import stratified_folds
+from defaultrisk.training.thinning import rate_for_budget, thin_non_defaulters
+from defaultrisk.training.threshold import choose_threshold
 
 from conftest import small_train_config
 

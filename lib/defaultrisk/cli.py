@@ -20,6 +20,7 @@ from typing import TypeVar
 from pyspark.sql import SparkSession
 
 import defaultrisk
+from defaultrisk.backtest.command import add_backtest_arguments, run_backtest_job
 from defaultrisk.config import CONF_DIR, INPUT_FORMATS, load_score_config, load_train_config
 from defaultrisk.errors import EXIT_FAILURE, EXIT_OK, DefaultRiskError, warning_exit
 from defaultrisk.progress import Heartbeat
@@ -32,7 +33,8 @@ Config = TypeVar("Config")
 def pipeline_of(job: str) -> Callable:
     """The pipeline function of a job: the one place that says where the pipelines live."""
     # Imported when a job runs, so `defaultrisk --help` does not load XGBoost and scikit-learn.
-    from defaultrisk.pipeline import run_score, run_train
+    from defaultrisk.scoring.pipeline import run_score
+    from defaultrisk.training.pipeline import run_train
 
     return {"train": run_train, "score": run_score}[job]
 
@@ -227,6 +229,11 @@ COMMANDS = {
         add_score_arguments,
         run_score_job,
         check_score_arguments,
+    ),
+    "backtest": Command(
+        "Backtest the scored pd against realised defaults, per snapshot and rating grade.",
+        add_backtest_arguments,
+        run_backtest_job,
     ),
 }
 

@@ -3,8 +3,8 @@
 At training time `reference_profile` bins every feature and the pd on the training rows and keeps the
 bins and each bin's share (a small JSON document for the model's manifest). At scoring time
 `bin_counts` counts the snapshot's rows into the same bins in one Spark job, `drift_table` turns the
-counts into the population stability index (PSI) of each column, and `write_drift_report` writes it
-as JSON, Parquet and a chart of the top movers.
+counts into the population stability index (PSI) of each column, and the scoring job's drift report
+(`scoring/drift_report.py`) writes it as JSON, Parquet and a chart of the top movers.
 
 PSI = sum over bins of (actual share - reference share) * ln(actual share / reference share); both
 shares are floored at `SHARE_FLOOR` so that an empty bin counts as a large but finite move.
@@ -13,19 +13,16 @@ shares are floored at `SHARE_FLOOR` so that an empty bin counts as a large but f
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import os
 from collections.abc import Sequence
-from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pyspark.sql import DataFrame
 
-from defaultrisk.schema import CATEGORY, FEATURES, FLAG, MODEL_VERSION, PD, SNAPSHOT_DATE
+from defaultrisk import sql
+from defaultrisk.schema import CATEGORY, FEATURES, FLAG, PD
 
 PROFILE_FORMAT = 1
 QUANTILE_BINS = 10  # deciles of the reference, before small bins are merged
@@ -46,11 +43,6 @@ SCORE = "score"  # the kind of the pd column in a profile
 MISSING, OTHER = "missing", "other"
 FLAG_VALUES = (False, True)
 
-DRIFT_JSON = "drift.json"
-DRIFT_PARQUET = "drift.parquet"
-TOP_MOVERS_PNG = "top_movers.png"
-TOP_MOVERS = 10
-BAND_COLOURS = {STABLE: "tab:green", WATCH: "tab:orange", ACT: "tab:red", NO_ROWS: "tab:gray"}
 
 TABLE_COLUMNS = (
     "feature",
@@ -225,10 +217,6 @@ def _columns(profile: dict) -> dict:
     return profile["columns"]
 
 
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def bin_counts(df: DataFrame, profile: dict, columns: Sequence[str] | None = None) -> dict[str, list[int]]:
     """Rows of `df` per bin of every profile column (or only of `columns`), in one Spark job.
 
@@ -264,9 +252,9 @@ def bin_counts(df: DataFrame, profile: dict, columns: Sequence[str] | None = Non
         yield pa.RecordBatch.from_arrays([pa.array([totals], type=pa.list_(pa.int64()))], names=["counts"])
 
     inputs = [
-        f"CAST({_q(n)} AS STRING) AS {_q(n)}"
+        f"CAST({sql.name(n)} AS STRING) AS {sql.name(n)}"
         if specs[n]["kind"] == CATEGORY
-        else f"CAST({_q(n)} AS DOUBLE) AS {_q(n)}"
+        else f"CAST({sql.name(n)} AS DOUBLE) AS {sql.name(n)}"
         for n in names
     ]
     totals = np.zeros(starts[-1], dtype=np.int64)
@@ -368,120 +356,3 @@ def over_limit(table: pd.DataFrame, limit: float | None) -> list[str]:
     if limit is None:
         return []
     return [str(name) for name, value in zip(table["feature"], table["psi"], strict=True) if value > limit]
-
-
-# ---------------------------------------------------------------------------------------------------
-# The report
-
-
-def _plain(value):
-    """JSON-ready: numpy scalars as Python numbers, NaN as null."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def summarize(table: pd.DataFrame, limit: float | None) -> dict:
-    """The few numbers a run summary carries: largest PSI, pd's PSI, columns per band, over the limit."""
-    known = table[~table["psi"].isna()]
-    top = known.iloc[0] if len(known) else None
-    pd_rows = table[table["feature"] == PD]
-    return _plain(
-        {
-            "max_psi": float(top["psi"]) if top is not None else None,
-            "max_psi_feature": str(top["feature"]) if top is not None else None,
-            "pd_psi": float(pd_rows["psi"].iloc[0]) if len(pd_rows) else None,
-            "bands": {name: int((table["band"] == name).sum()) for name in BANDS},
-            "limit": limit,
-            "over_limit": over_limit(table, limit),
-        }
-    )
-
-
-def limit_warning(summary: dict, snapshot_date: date) -> str | None:
-    """The warning line for a run whose drift is over the limit; None when it is not."""
-    if not summary["over_limit"]:
-        return None
-    return (
-        f"population drift on {snapshot_date.isoformat()}: PSI above the limit {summary['limit']:g} for "
-        f"{', '.join(summary['over_limit'])} (report in {summary['report']}); the scores are written"
-    )
-
-
-def _replace(path: Path, write) -> None:
-    """Write next to `path`, then rename over it: a reader never sees half a file."""
-    partial = path.with_name(f".{path.name}.partial")
-    write(partial)
-    os.replace(partial, path)
-
-
-def plot_top_movers(path: Path, snapshot_date: date, table: pd.DataFrame, limit: float | None) -> None:
-    """Horizontal bars of the columns with the largest PSI, the band lines and the limit marked."""
-    # Imported here: the Spark workers import this module to count bins and never draw.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    shown = table[~table["psi"].isna()].head(TOP_MOVERS).iloc[::-1]
-    figure = Figure(figsize=(8.5, 5.5), dpi=110, layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
-    names = [f"{f} (score)" if f == PD else str(f) for f in shown["feature"]]
-    values = shown["psi"].to_numpy(dtype=np.float64)
-    ax.barh(names, values, color=[BAND_COLOURS[b] for b in shown["band"]])
-    top = max([ACT_ABOVE, limit or 0.0, *values.tolist()]) * 1.18
-    for y, value in enumerate(values):
-        ax.annotate(f"{value:.3f}", (value, y), xytext=(3, 0), textcoords="offset points", va="center")
-    ax.axvline(STABLE_BELOW, color=BAND_COLOURS[WATCH], linestyle="--", linewidth=1, label="0.1: watch")
-    if limit != ACT_ABOVE:
-        ax.axvline(ACT_ABOVE, color=BAND_COLOURS[ACT], linestyle="--", linewidth=1, label="0.25: act")
-    if limit is not None:
-        same = " (act)" if limit == ACT_ABOVE else ""
-        ax.axvline(limit, color="black", linewidth=1.5, label=f"{limit:g}: the limit{same}")
-    ax.set(
-        title=f"Population drift on {snapshot_date.isoformat()}: top {len(shown)} of {len(table)} by PSI",
-        xlabel="PSI against the training population (green stable, orange watch, red act)",
-        xlim=(0, top),
-    )
-    ax.tick_params(axis="y", labelsize="small")
-    ax.grid(alpha=0.3, axis="x")
-    ax.legend(loc="lower right", fontsize="small")
-    _replace(path, lambda p: figure.savefig(p, format="png", metadata={"Software": None}))
-
-
-def write_drift_report(
-    directory: Path,
-    snapshot_date: date,
-    table: pd.DataFrame,
-    limit: float | None,
-    model_version: str | None = None,
-) -> dict:
-    """Write `drift.json`, `drift.parquet` and `top_movers.png` into `directory`; return the summary.
-
-    The summary (for the job's run summary) holds `max_psi`, `max_psi_feature`, `pd_psi`, the number
-    of columns per band, the `limit`, the columns `over_limit` and the `report` directory.
-    `model_version` names the model whose training rows are the reference.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    summary = {**summarize(table, limit), "report": str(directory)}
-    document = {
-        "snapshot_date": snapshot_date.isoformat(),
-        "model_version": model_version,
-        "limit": limit,
-        "over_limit": summary["over_limit"],
-        "bands": summary["bands"],
-        "share_floor": SHARE_FLOOR,
-        "columns": _plain(table.to_dict(orient="records")),
-    }
-    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    _replace(directory / DRIFT_JSON, lambda p: p.write_text(text, encoding="utf-8"))
-    frame = table.assign(**{MODEL_VERSION: model_version, SNAPSHOT_DATE: snapshot_date})
-    _replace(directory / DRIFT_PARQUET, lambda p: frame.to_parquet(p, index=False))
-    plot_top_movers(directory / TOP_MOVERS_PNG, snapshot_date, table, limit)
-    return summary

@@ -11,6 +11,7 @@ EXIT_OUTPUT = 5
 # Runs that wrote what they could but need an operator's look; the summary says what happened.
 EXIT_DRIFT = 6  # the population moved beyond the configured PSI limit (scores written)
 EXIT_PARTIAL = 7  # a backfill left dates unscored (missing or unreadable input); the others are written
+EXIT_TEST_FAILED = 8  # a backtest's configured test failed (its results are written)
 
 
 def warning_exit(summary: dict) -> tuple[int, str | None]:
@@ -18,6 +19,10 @@ def warning_exit(summary: dict) -> tuple[int, str | None]:
     if summary.get("status") == "partial":
         missing = ", ".join(p["snapshot_date"] for p in summary.get("not_scored", []))
         return EXIT_PARTIAL, f"partial: not scored: {missing} (see the summary's not_scored)"
+    failed = summary.get("failed_tests") or []
+    if summary.get("status") == "tests_failed" and failed:
+        names = sorted({f"{f['test']} ({f['snapshot_date']}, grade {f['grade']})" for f in failed})
+        return EXIT_TEST_FAILED, f"backtest test failed: {', '.join(names)} (results are written)"
     over = summary.get("drift_over_limit")
     if over:
         return EXIT_DRIFT, f"drift: PSI above the limit for {', '.join(over)} (scores are written)"

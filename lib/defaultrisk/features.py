@@ -1,4 +1,10 @@
-"""The feature matrix: one code path from typed rows to XGBoost's input, for training and for scoring."""
+"""The feature matrix: typed rows to XGBoost's input, for training and for scoring.
+
+Two encoders side by side, giving the same float32 values: `feature_matrix` (pandas, training and
+`score_frame`) and `matrix_input` (Spark SQL, run in the JVM before rows go to the scoring workers),
+whose Arrow batches `arrow_matrix` reads by column name. `dmatrix` is the one place an XGBoost
+DMatrix is built.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import xgboost as xgb
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from defaultrisk.schema import CATEGORY, FEATURES, FLAG, UUID, Feature
+from defaultrisk import sql
+from defaultrisk.schema import CATEGORY, FEATURE_NAMES, FEATURES, FLAG, UUID, Feature
 
 # XGBoost feature types: categorical features are vocabulary codes, the rest are numbers.
 XGB_CATEGORICAL = "c"
@@ -33,12 +42,9 @@ def model_input(df: DataFrame, features: Sequence[Feature] = FEATURES, keep: Seq
 
 def _as_float(feature: Feature) -> str:
     """SQL: the feature as XGBoost reads it, a float, NaN for missing (see `feature_matrix`)."""
-    column = "`" + feature.name + "`"
+    column = sql.name(feature.name)
     if feature.kind == CATEGORY:
-        codes = " ".join(
-            "WHEN '" + value.replace("\\", "\\\\").replace("'", "\\'") + f"' THEN {code}"
-            for code, value in enumerate(feature.values)
-        )
+        codes = " ".join(f"WHEN {sql.text(value)} THEN {code}" for code, value in enumerate(feature.values))
         value = f"CASE {column} {codes} END"
     elif feature.kind == FLAG:
         value = f"CAST({column} AS INT)"
@@ -54,7 +60,7 @@ def matrix_input(df: DataFrame, features: Sequence[Feature] = FEATURES) -> DataF
     This is the only shape sent to the scoring workers: the JVM does the conversion, so the workers
     receive four bytes a value and stack columns into a matrix without touching a row.
     """
-    return df.selectExpr(f"`{UUID}`", *[_as_float(f) for f in features])
+    return df.selectExpr(sql.name(UUID), *[_as_float(f) for f in features])
 
 
 def xgb_feature_types(features: Sequence[Feature] = FEATURES) -> list[str]:
@@ -77,3 +83,22 @@ def feature_matrix(pdf: pd.DataFrame, features: Sequence[Feature] = FEATURES) ->
         else:
             matrix[:, j] = pd.to_numeric(column, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
     return matrix
+
+
+def arrow_matrix(batch: pa.RecordBatch, features: Sequence[Feature] = FEATURES) -> np.ndarray:
+    """The float32 matrix of a batch of `matrix_input` rows, each feature read by its name."""
+    matrix = np.empty((batch.num_rows, len(features)), dtype=np.float32)
+    for j, feature in enumerate(features):
+        matrix[:, j] = batch.column(feature.name).to_numpy(zero_copy_only=False)
+    return matrix
+
+
+def dmatrix(matrix: np.ndarray, labels: np.ndarray | None = None) -> xgb.DMatrix:
+    """XGBoost's matrix for the schema's features: names, numeric or categorical types, NaN missing."""
+    return xgb.DMatrix(
+        matrix,
+        label=labels,
+        feature_names=list(FEATURE_NAMES),
+        feature_types=xgb_feature_types(FEATURES),
+        enable_categorical=True,
+    )

@@ -2,6 +2,8 @@
 
 A model directory holds `model.json` (never a pickle), `manifest.json` (what the model is, what it
 was trained on, its threshold, calibration, metrics and the file's sha256) and the training report.
+`load_checked` is the one loader on the driver: every check, then what scoring workers need as plain
+values (`ModelPayload`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 
+from defaultrisk.calibration import apply_calibration, check_calibration
 from defaultrisk.errors import ModelError
 from defaultrisk.features import xgb_feature_types
 from defaultrisk.schema import FEATURE_NAMES, FEATURES, feature_spec
@@ -25,87 +28,8 @@ MODEL_FILE = "model.json"
 MANIFEST_FILE = "manifest.json"
 MODEL_FORMAT = "xgboost-json"
 MANIFEST_FORMAT_VERSION = 1
-PRIOR_CORRECTION = "prior_correction"
-PLATT = "platt"
-ISOTONIC = "isotonic"
-# Fraction of the non-defaulters kept inside Spark before training (sampling = "spark"): applied as a
-# prior correction after the method's map, so every method ends at the real base rate.
-SPARK_NEGATIVE_SAMPLING_RATE = "spark_negative_sampling_rate"
-# Platt scaling reads the raw probability as log-odds; this keeps a raw 0 or 1 finite.
-LOGIT_CLIP = 1e-12
 _PICKLE_MAGIC = b"\x80"
 _LIBRARIES = ("xgboost-cpu", "xgboost", "numpy", "pandas", "pyarrow", "scikit-learn", "imbalanced-learn")
-
-
-def prior_correction(p_sampled: np.ndarray, negative_sampling_rate: float) -> np.ndarray:
-    """Map a pd learnt on undersampled data back to the real base rate.
-
-    Keeping a fraction `b` of the non-defaulters multiplies the odds of default by 1/b, so the
-    true probability is b*p / (b*p - p + 1) (Dal Pozzolo et al., 2015). With b = 1 it is the identity.
-    `b` may also be an array, one rate per row (out-of-fold predictions of several fold models).
-    """
-    p = np.asarray(p_sampled, dtype=np.float64)
-    b = np.asarray(negative_sampling_rate, dtype=np.float64)
-    return b * p / (b * p - p + 1.0)
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), LOGIT_CLIP, 1.0 - LOGIT_CLIP)
-    return np.log(p) - np.log1p(-p)
-
-
-def apply_calibration(raw: np.ndarray, calibration: dict) -> np.ndarray:
-    """The pd for the booster's raw probabilities, by the manifest's calibration map.
-
-    The map is plain numbers in the manifest: prior correction (`negative_sampling_rate`), Platt scaling
-    (pd = sigmoid(a * logit(raw) + b)) or isotonic (piecewise linear through `x` -> `y`, flat outside).
-    A model trained on rows thinned in Spark carries `spark_negative_sampling_rate` as well: the method's
-    map gives the pd of the thinned population, and a prior correction by that rate takes it to the real
-    one (after prior correction the two rates simply multiply: odds scale by 1/b each time).
-    """
-    p = np.asarray(raw, dtype=np.float64)
-    method = calibration["method"]
-    if method == PRIOR_CORRECTION:
-        pd_ = prior_correction(p, calibration["negative_sampling_rate"])
-    elif method == PLATT:
-        z = float(calibration["a"]) * logit(p) + float(calibration["b"])
-        pd_ = 1.0 / (1.0 + np.exp(-z))
-    elif method == ISOTONIC:
-        x, y = np.asarray(calibration["x"], np.float64), np.asarray(calibration["y"], np.float64)
-        pd_ = np.interp(p, x, y)
-    else:
-        raise ModelError(f"unknown calibration method {method!r}")
-    if SPARK_NEGATIVE_SAMPLING_RATE in calibration:
-        return prior_correction(pd_, calibration[SPARK_NEGATIVE_SAMPLING_RATE])
-    return pd_
-
-
-def check_calibration(calibration: dict) -> None:
-    """Refuse, before any task runs, a calibration map that `apply_calibration` could not apply.
-
-    A key this code does not know is refused too: it could only mean a map that changes the pd in a way
-    this version would silently skip.
-    """
-    needs = {PRIOR_CORRECTION: ("negative_sampling_rate",), PLATT: ("a", "b"), ISOTONIC: ("x", "y")}
-    method = calibration.get("method") if isinstance(calibration, dict) else None
-    if method not in needs:
-        raise ModelError(f"unknown calibration method {method!r}; expected one of {', '.join(needs)}")
-    absent = [key for key in needs[method] if key not in calibration]
-    if absent:
-        raise ModelError(f"{method} calibration lacks {', '.join(absent)}")
-    unknown = sorted(set(calibration) - {"method", *needs[method], SPARK_NEGATIVE_SAMPLING_RATE})
-    if unknown:
-        raise ModelError(f"{method} calibration has unknown key(s) {', '.join(unknown)}")
-    for key in ("negative_sampling_rate", SPARK_NEGATIVE_SAMPLING_RATE):
-        value = calibration.get(key, 1.0)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
-            raise ModelError(f"{method} calibration needs a {key} in (0, 1], not {value!r}")
-    if method == ISOTONIC:
-        x, y = np.asarray(calibration["x"], np.float64), np.asarray(calibration["y"], np.float64)
-        if x.ndim != 1 or len(x) < 2 or len(x) != len(y) or np.any(np.diff(x) <= 0):
-            raise ModelError("isotonic calibration needs x and y of equal length >= 2 with x increasing")
-        if np.any(np.diff(y) < 0) or y[0] < 0.0 or y[-1] > 1.0:
-            raise ModelError("isotonic calibration needs y non-decreasing within [0, 1]")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -123,23 +47,29 @@ def library_versions() -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class ModelPayload:
+    """What a scoring worker needs, as plain values: the checked model file and the manifest fields
+    scoring reads. The worker caches loaded models by `version`, which covers all of them."""
+
+    model_bytes: bytes
+    version: str
+    threshold: float
+    calibration: dict
+
+    @classmethod
+    def from_manifest(cls, model_bytes: bytes, manifest: dict) -> ModelPayload:
+        threshold = float(manifest["threshold"]["value"])
+        return cls(model_bytes, manifest["model_version"], threshold, manifest["calibration"])
+
+
+@dataclass(frozen=True)
 class ScoringModel:
-    """A loaded, checked model: the booster plus what the manifest says about it."""
+    """A loaded, checked booster and what scoring needs of its manifest."""
 
     booster: xgb.Booster
-    manifest: dict
-
-    @property
-    def version(self) -> str:
-        return self.manifest["model_version"]
-
-    @property
-    def threshold(self) -> float:
-        return float(self.manifest["threshold"]["value"])
-
-    @property
-    def calibration(self) -> dict:
-        return self.manifest["calibration"]
+    version: str
+    threshold: float
+    calibration: dict
 
     def predict_pd(self, matrix: np.ndarray) -> np.ndarray:
         """Calibrated pd (float64) for a feature matrix built by `features.feature_matrix`."""
@@ -149,19 +79,32 @@ class ScoringModel:
         return apply_calibration(raw, self.calibration)
 
     @classmethod
-    def from_bytes(cls, model_bytes: bytes, manifest: dict, nthread: int | None = None) -> ScoringModel:
-        """Load a booster from its checked file content (on a worker, from the driver's copy)."""
-        if model_bytes[:1] == _PICKLE_MAGIC:
+    def from_payload(cls, payload: ModelPayload, nthread: int | None = None) -> ScoringModel:
+        """Load the booster from its checked file content (on a worker, from the driver's copy)."""
+        if payload.model_bytes[:1] == _PICKLE_MAGIC:
             raise ModelError("model file is a Python pickle; only XGBoost's native JSON format is loaded")
-        check_calibration(manifest["calibration"])
+        check_calibration(payload.calibration)
         booster = xgb.Booster()
         try:
-            booster.load_model(bytearray(model_bytes))
+            booster.load_model(bytearray(payload.model_bytes))
         except xgb.core.XGBoostError as exc:
             raise ModelError(f"model file is not a valid XGBoost model: {str(exc).splitlines()[0]}") from exc
         if nthread is not None:
             booster.set_param({"nthread": nthread})
-        return cls(booster=booster, manifest=manifest)
+        return cls(booster, payload.version, payload.threshold, payload.calibration)
+
+
+@dataclass(frozen=True)
+class CheckedModel:
+    """A model directory read and checked on the driver: its manifest, the payload, the loaded model."""
+
+    manifest: dict
+    payload: ModelPayload
+    model: ScoringModel
+
+    @property
+    def version(self) -> str:
+        return self.payload.version
 
 
 def model_version(model_sha256: str, manifest_fields: dict) -> str:
@@ -172,6 +115,8 @@ def model_version(model_sha256: str, manifest_fields: dict) -> str:
         "calibration": manifest_fields["calibration"],
         "threshold": manifest_fields["threshold"]["value"],
     }
+    if manifest_fields.get("master_scale") is not None:  # models trained before grades keep their version
+        pinned["master_scale"] = manifest_fields["master_scale"]
     return "pd-" + sha256_bytes(json.dumps(pinned, sort_keys=True).encode())[:12]
 
 
@@ -224,6 +169,8 @@ def read_checked_model(model_dir: str | Path) -> tuple[bytes, dict]:
         found = manifest.get("model_format")
         raise ModelError(f"unsupported model format {found!r}; expected {MODEL_FORMAT}")
     model_path = model_dir / manifest["model_file"]
+    if model_path.resolve().parent != model_dir.resolve():
+        raise ModelError(f"{manifest_path}: model_file must name a file inside {model_dir}")
     if not model_path.is_file():
         raise ModelError(f"model file {model_path} not found")
     model_bytes = model_path.read_bytes()
@@ -236,17 +183,29 @@ def read_checked_model(model_dir: str | Path) -> tuple[bytes, dict]:
     if model_bytes[:1] == _PICKLE_MAGIC:
         raise ModelError("model file is a Python pickle; only XGBoost's native JSON format is loaded")
     _check_features(manifest["features"])
+    expected = model_version(actual, manifest)
+    if manifest["model_version"] != expected:
+        raise ModelError(
+            f"{manifest_path}: model_version {manifest['model_version']} does not match what the model "
+            f"scores with ({expected}): the manifest was edited after training"
+        )
     return model_bytes, manifest
 
 
-def load_model(model_dir: str | Path) -> ScoringModel:
-    """Read, check and load a model directory on the driver."""
+def load_checked(model_dir: str | Path) -> CheckedModel:
+    """Read, check and load a model directory on the driver, before any task runs."""
     model_bytes, manifest = read_checked_model(model_dir)
-    model = ScoringModel.from_bytes(model_bytes, manifest)
+    payload = ModelPayload.from_manifest(model_bytes, manifest)
+    model = ScoringModel.from_payload(payload)
     names = model.booster.feature_names or []
     if list(names) != list(FEATURE_NAMES):
         raise ModelError("the booster's feature names differ from its manifest's feature list")
-    return model
+    return CheckedModel(manifest, payload, model)
+
+
+def load_model(model_dir: str | Path) -> ScoringModel:
+    """The loaded model of a checked model directory."""
+    return load_checked(model_dir).model
 
 
 def _check_features(spec: list) -> None:

@@ -19,6 +19,7 @@ RAW_LINE = "raw_line"  # the whole input line of a CSV row with the wrong number
 PD = "pd"
 IS_HIGH_RISK = "is_high_risk"
 REASON_CODES = "reason_codes"
+GRADE = "grade"  # rating grade on the model's master scale (1 = lowest pd)
 MODEL_VERSION = "model_version"
 SCORED_AT = "scored_at"
 
@@ -52,10 +53,6 @@ class Feature:
     @property
     def spark_type(self) -> T.DataType:
         return SPARK_TYPES[self.kind]
-
-    @property
-    def is_categorical(self) -> bool:
-        return self.kind == CATEGORY
 
     def to_dict(self) -> dict:
         spec = {"name": self.name, "kind": self.kind, "spark_type": self.spark_type.simpleString()}
@@ -219,6 +216,7 @@ SCORED_SCHEMA = T.StructType(
         T.StructField(PD, T.DoubleType(), False),
         T.StructField(IS_HIGH_RISK, T.BooleanType(), False),
         T.StructField(REASON_CODES, T.ArrayType(T.StringType(), True), True),
+        T.StructField(GRADE, T.IntegerType(), True),
         T.StructField(MODEL_VERSION, T.StringType(), False),
         T.StructField(SCORED_AT, T.TimestampType(), False),
         T.StructField(SNAPSHOT_DATE, T.DateType(), False),

@@ -49,11 +49,9 @@ def build_session(app_name: str, properties_file: Path | None = None) -> SparkSe
         for key, value in props.items():
             builder = builder.config(key, value)
     # Semantics, not tuning: timestamps are UTC instants stored as standard Parquet microseconds (not
-    # INT96), and an overwrite replaces only the partitions it writes.
-    builder = (
-        builder.config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    # INT96).
+    builder = builder.config("spark.sql.session.timeZone", "UTC").config(
+        "spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"
     )
     spark = builder.getOrCreate()
     log.info("spark %s, master %s", spark.version, spark.sparkContext.master)

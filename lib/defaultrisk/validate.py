@@ -11,10 +11,14 @@ without a round trip through text.
 
 from __future__ import annotations
 
+import logging
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from defaultrisk import sql
+from defaultrisk.errors import InputError
 from defaultrisk.schema import (
     CATEGORY,
     CODE,
@@ -25,6 +29,7 @@ from defaultrisk.schema import (
     INPUT_COLUMNS,
     RAW_LINE,
     REASON,
+    REQUIRED_COLUMNS,
     UUID,
     UUID_PATTERN,
     Feature,
@@ -33,27 +38,21 @@ from defaultrisk.schema import (
 RAW = "_raw_"  # prefix of the row's values as read, kept (and made text) for the rejects output
 _RAW_COLUMNS = (*INPUT_COLUMNS, RAW_LINE)
 REASON_SEPARATOR = "; "
+SKIPPED = "_skipped"  # a labelled row in an --unlabeled-only run: neither scored nor rejected
 MISSING_TOKENS = ("", "NA")
 # Whole-number columns are stored as long; beyond 2**53 a double no longer holds every whole number.
 _MAX_WHOLE = 2**53
 _COPIES = "_copies"
 _KEY = "_key"
+log = logging.getLogger(__name__)
 _NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 _WHOLE_NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 
 
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _present(column: str) -> str:
     """SQL: the trimmed text of `column`, or NULL when it is empty or `NA`."""
-    tokens = ", ".join(_lit(t) for t in MISSING_TOKENS)
-    text = f"CAST({_q(column)} AS STRING)"
+    tokens = ", ".join(sql.text(t) for t in MISSING_TOKENS)
+    text = f"CAST({sql.name(column)} AS STRING)"
     return f"CASE WHEN upper(trim({text})) IN ({tokens}) THEN NULL ELSE trim({text}) END"
 
 
@@ -71,23 +70,29 @@ def _parse(feature: Feature, dtype: T.DataType) -> tuple[list[str], bool]:
     Returns the expressions and whether a present value can fail to parse (text input, or a number
     where true/false belongs); a typed number needs no parsing, only the checks of `_check`.
     """
-    column = _q(feature.name)
+    column = sql.name(feature.name)
     if feature.kind == CATEGORY or not isinstance(dtype, (*_NUMBERS, T.BooleanType)):
         text = _present(feature.name)
         cast = {CATEGORY: text, FLAG: f"try_cast({text} AS BOOLEAN)"}.get(
             feature.kind, f"try_cast({text} AS DOUBLE)"
         )
-        return [f"{text} AS {_q(_text(feature.name))}", f"{cast} AS {_q(_value(feature.name))}"], True
+        return [
+            f"{text} AS {sql.name(_text(feature.name))}",
+            f"{cast} AS {sql.name(_value(feature.name))}",
+        ], True
     if feature.kind == FLAG and not isinstance(dtype, T.BooleanType):
         value = f"CASE WHEN {column} = 0 THEN false WHEN {column} = 1 THEN true END"
-        return [f"{column} AS {_q(_text(feature.name))}", f"{value} AS {_q(_value(feature.name))}"], True
+        return [
+            f"{column} AS {sql.name(_text(feature.name))}",
+            f"{value} AS {sql.name(_value(feature.name))}",
+        ], True
     if feature.kind == FLAG:
         value = column
     elif feature.kind in (COUNT, CODE) and isinstance(dtype, _WHOLE_NUMBERS):
         value = f"CAST({column} AS BIGINT)"  # already whole: nothing to check but the range
     else:
         value = f"CAST({column} AS DOUBLE)"
-    return [f"{value} AS {_q(_value(feature.name))}"], False
+    return [f"{value} AS {sql.name(_value(feature.name))}"], False
 
 
 def _number(value: float) -> str:
@@ -96,7 +101,7 @@ def _number(value: float) -> str:
 
 def _check(feature: Feature, dtype: T.DataType, parsed: bool) -> tuple[str, str | None]:
     """Second pass: the typed value of one feature, and its problem (the first that applies), if any."""
-    text, value = _q(_text(feature.name)), _q(_value(feature.name))
+    text, value = sql.name(_text(feature.name)), sql.name(_value(feature.name))
     problems: list[tuple[str, str]] = []
     if feature.kind == FLAG:
         if parsed:
@@ -119,26 +124,28 @@ def _check(feature: Feature, dtype: T.DataType, parsed: bool) -> tuple[str, str 
         else f"try_cast({value} AS {feature.spark_type.simpleString()})"
     )
     if not problems:
-        return f"{typed} AS {_q(feature.name)}", None
-    branches = " ".join(f"WHEN {cond} THEN {_lit(f'{feature.name}: {what}')}" for cond, what in problems)
-    return f"{typed} AS {_q(feature.name)}", f"CASE {branches} END"
+        return f"{typed} AS {sql.name(feature.name)}", None
+    branches = " ".join(f"WHEN {cond} THEN {sql.text(f'{feature.name}: {what}')}" for cond, what in problems)
+    return f"{typed} AS {sql.name(feature.name)}", f"CASE {branches} END"
 
 
 def _uuid_reasons() -> list[str]:
-    uuid = _q(UUID)
+    uuid = sql.name(UUID)
     return [
-        f"CASE WHEN {uuid} IS NULL THEN {_lit(f'{UUID}: missing')} END",
-        f"CASE WHEN NOT {uuid} RLIKE {_lit(UUID_PATTERN)} THEN {_lit(f'{UUID}: malformed')} END",
+        f"CASE WHEN {uuid} IS NULL THEN {sql.text(f'{UUID}: missing')} END",
+        f"CASE WHEN NOT {uuid} RLIKE {sql.text(UUID_PATTERN)} THEN {sql.text(f'{UUID}: malformed')} END",
         f"CASE WHEN {uuid} IS NOT NULL AND {_COPIES} > 1 "
-        f"THEN concat({_lit(f'{UUID}: duplicate (')}, {_COPIES}, ' rows)') END",
+        f"THEN concat({sql.text(f'{UUID}: duplicate (')}, {_COPIES}, ' rows)') END",
     ]
 
 
 def _label() -> tuple[str, str]:
     text = _present(DEFAULT)
     bad = f"({text} IS NOT NULL AND coalesce(try_cast({text} AS DOUBLE) NOT IN (0.0, 1.0), true))"
-    typed = f"CASE WHEN {bad} THEN NULL ELSE CAST(try_cast({text} AS DOUBLE) AS INT) END AS {_q(DEFAULT)}"
-    reason = f"CASE WHEN {bad} THEN {_lit(f'{DEFAULT}: not 0 or 1')} END AS {_q(REASON)}"
+    typed = (
+        f"CASE WHEN {bad} THEN NULL ELSE CAST(try_cast({text} AS DOUBLE) AS INT) END AS {sql.name(DEFAULT)}"
+    )
+    reason = f"CASE WHEN {bad} THEN {sql.text(f'{DEFAULT}: not 0 or 1')} END AS {sql.name(REASON)}"
     return typed, reason
 
 
@@ -181,7 +188,7 @@ def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
     """Type every column of a raw table and give each row its `reason` (null when valid).
 
     `df` has the schema's input columns (as text, or typed as a Parquet file holds them) plus
-    `raw_line` (see `io.select_known_columns`). The result has `uuid`, the typed features, `default`
+    `raw_line` (see `select_known_columns`). The result has `uuid`, the typed features, `default`
     (typed when `labelled`, else null), `reason` and the values as read (`_raw_*`). A missing
     `default` is not a problem: it marks an unlabelled row.
 
@@ -190,7 +197,7 @@ def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
     """
     types = {field.name: field.dataType for field in df.schema.fields}
     label, label_reason = (
-        _label() if labelled else (f"CAST(NULL AS INT) AS {_q(DEFAULT)}", f"NULL AS {REASON}")
+        _label() if labelled else (f"CAST(NULL AS INT) AS {sql.name(DEFAULT)}", f"NULL AS {REASON}")
     )
     first, parsed = [], {}
     for feature in FEATURES:
@@ -198,18 +205,18 @@ def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
         first.extend(exprs)
     with_copies = _with_copies(df, duplicate_keys(df))
     typed_rows = with_copies.selectExpr(
-        f"{_present(UUID)} AS {_q(UUID)}",
+        f"{_present(UUID)} AS {sql.name(UUID)}",
         *first,
         label,
         label_reason,
         _COPIES,
-        *[f"{_q(c)} AS {_q(RAW + c)}" for c in _RAW_COLUMNS],
+        *[f"{sql.name(c)} AS {sql.name(RAW + c)}" for c in _RAW_COLUMNS],
     )
 
-    line_problem = f"{_q(RAW + RAW_LINE)} IS NOT NULL"
+    line_problem = f"{sql.name(RAW + RAW_LINE)} IS NOT NULL"
     typed, reasons = [], [f"CASE WHEN {line_problem} THEN 'line: wrong number of fields' END"]
     reasons.extend(_uuid_reasons())
-    reasons.append(_q(REASON))
+    reasons.append(sql.name(REASON))
     for feature in FEATURES:
         column, reason = _check(feature, types[feature.name], parsed[feature.name])
         typed.append(column)
@@ -219,26 +226,26 @@ def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
     # a valid row (most rows) only tests them for null and builds no text.
     problems = [f"_problem_{i}" for i in range(len(reasons))]
     checked = typed_rows.selectExpr(
-        _q(UUID),
+        sql.name(UUID),
         *typed,
-        _q(DEFAULT),
+        sql.name(DEFAULT),
         *[f"{reason} AS {name}" for reason, name in zip(reasons, problems, strict=True)],
-        *[_q(RAW + c) for c in _RAW_COLUMNS],
+        *[sql.name(RAW + c) for c in _RAW_COLUMNS],
     )
     any_problem = " OR ".join(f"{name} IS NOT NULL" for name in problems)
-    joined = f"concat_ws({_lit(REASON_SEPARATOR)}, {', '.join(problems)})"
+    joined = f"concat_ws({sql.text(REASON_SEPARATOR)}, {', '.join(problems)})"
     return checked.selectExpr(
-        _q(UUID),
-        *[_q(f.name) for f in FEATURES],
-        _q(DEFAULT),
-        f"CASE WHEN {any_problem} THEN {joined} END AS {_q(REASON)}",
-        *[_q(RAW + c) for c in _RAW_COLUMNS],
+        sql.name(UUID),
+        *[sql.name(f.name) for f in FEATURES],
+        sql.name(DEFAULT),
+        f"CASE WHEN {any_problem} THEN {joined} END AS {sql.name(REASON)}",
+        *[sql.name(RAW + c) for c in _RAW_COLUMNS],
     )
 
 
 def raw_value(column: str) -> F.Column:
     """A column's value as read, as text (CSV text as given; a typed Parquet value cast to text)."""
-    return F.col(f"`{RAW + column}`").cast("string")
+    return F.col(sql.name(RAW + column)).cast("string")
 
 
 def valid_rows(validated: DataFrame) -> DataFrame:
@@ -253,3 +260,38 @@ def rejected_rows(validated: DataFrame) -> DataFrame:
     """
     rejected = validated.filter(F.col(REASON).isNotNull())
     return rejected.select(*[raw_value(c).alias(c) for c in _RAW_COLUMNS], REASON)
+
+
+def select_known_columns(df: DataFrame, required: tuple[str, ...]) -> DataFrame:
+    """Fail naming every missing required column; drop (and log) columns the schema does not know.
+
+    Returns the input columns of the schema (absent optional ones as nulls) plus `raw_line`.
+    """
+    present = [c for c in df.columns if c != RAW_LINE]
+    missing = [c for c in required if c not in present]
+    if missing:
+        hint = ""
+        if len(present) == 1 and "," in present[0]:
+            hint = " (the header is one column: is the file comma-separated? expected ';')"
+        raise InputError(f"input is missing {len(missing)} required column(s): {', '.join(missing)}{hint}")
+    extra = [c for c in present if c not in INPUT_COLUMNS]
+    if extra:
+        log.warning("ignoring %d column(s) the schema does not know: %s", len(extra), ", ".join(extra))
+    return df.select(
+        *[F.col(c) if c in present else F.lit(None).cast("string").alias(c) for c in INPUT_COLUMNS],
+        F.col(RAW_LINE),
+    )
+
+
+def entry_contract(raw: DataFrame, labelled: bool, skip_labelled: bool = False) -> DataFrame:
+    """The input's known columns, typed and checked (`validate`), plus `SKIPPED`.
+
+    `SKIPPED` marks a labelled row in a run that scores only unlabelled rows: neither scored nor
+    rejected, only counted.
+    """
+    required = (*REQUIRED_COLUMNS, DEFAULT) if labelled else REQUIRED_COLUMNS
+    known = select_known_columns(raw, required)
+    label_text = raw_value(DEFAULT)
+    has_label = ~(label_text.isNull() | F.upper(F.trim(label_text)).isin(*MISSING_TOKENS))
+    skipped = has_label if skip_labelled else F.lit(False)
+    return validate(known, labelled=labelled).withColumn(SKIPPED, skipped)

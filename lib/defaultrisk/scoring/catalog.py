@@ -12,9 +12,9 @@ import re
 
 from pyspark.sql import SparkSession
 
-from defaultrisk import io
+from defaultrisk import fs, sql
 from defaultrisk.errors import ConfigError
-from defaultrisk.runlog import runs_path
+from defaultrisk.scoring.runlog import runs_path
 
 # A table name, optionally qualified by its database: letters, digits and underscores.
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -29,11 +29,7 @@ def check_table_name(name: str) -> str:
 
 
 def _quote(name: str) -> str:
-    return ".".join(f"`{part}`" for part in name.split("."))
-
-
-def _location(path: str) -> str:
-    return path.replace("\\", "\\\\").replace("'", "\\'")
+    return ".".join(sql.name(part) for part in name.split("."))
 
 
 def _register(spark: SparkSession, name: str, path: str) -> None:
@@ -41,7 +37,7 @@ def _register(spark: SparkSession, name: str, path: str) -> None:
 
     Spark infers the columns and the `snapshot_date` partitioning (a date) from the folder itself.
     """
-    spark.sql(f"CREATE TABLE IF NOT EXISTS {_quote(name)} USING parquet LOCATION '{_location(path)}'")
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {_quote(name)} USING parquet LOCATION {sql.text(path)}")
     if any(column.isPartition for column in spark.catalog.listColumns(name)):
         spark.sql(f"ALTER TABLE {_quote(name)} RECOVER PARTITIONS")
     spark.sql(f"REFRESH TABLE {_quote(name)}")
@@ -60,8 +56,8 @@ def register_tables(spark: SparkSession, name: str, table_root: str, rejects_roo
     ]
     registered = {}
     for table, path in wanted:
-        if io.path_exists(spark, path):
-            location = io.qualified(spark, path)
+        if fs.path_exists(spark, path):
+            location = fs.qualified(spark, path)
             _register(spark, table, location)
             registered[table] = location
     return registered

@@ -9,6 +9,7 @@ the scored table skip the folder (its name starts with `_`); read it on its own,
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from pyspark.sql import SparkSession
@@ -71,26 +72,28 @@ def pd_summary(spark: SparkSession, scored_path: str, schema: T.StructType) -> d
     }
 
 
-def run_record(
-    run_id: str,
-    snapshot_date: date | None,
-    input_path: str | None,
-    started_at: datetime,
-    finished_at: datetime,
-    status: str,
-    **fields,
-) -> dict:
+@dataclass(frozen=True)
+class RunStart:
+    """What a run log row knows from the start: which run, which date, which input, when."""
+
+    run_id: str
+    snapshot_date: date | None
+    input_path: str | None
+    started_at: datetime
+
+
+def run_record(start: RunStart, finished_at: datetime, status: str, **fields) -> dict:
     """One run log row; `fields` fills the counts, pd summary, model version and error it has."""
     record = {field.name: None for field in RUN_LOG_SCHEMA.fields}
     unknown = set(fields) - set(record)
     if unknown:
         raise ValueError(f"not run log fields: {', '.join(sorted(unknown))}")
     record.update(
-        run_id=run_id,
-        snapshot_date=snapshot_date,
+        run_id=start.run_id,
+        snapshot_date=start.snapshot_date,
         code_version=__version__,
-        input_path=input_path,
-        started_at=started_at,
+        input_path=start.input_path,
+        started_at=start.started_at,
         finished_at=finished_at,
         status=status,
         **fields,

@@ -17,8 +17,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from defaultrisk.evaluation import population_mean, population_weights
-from defaultrisk.train import TrainingResult, decision_curve
+from defaultrisk.training.fit import TrainingResult
+from defaultrisk.training.metrics import population_mean, population_weights
+from defaultrisk.training.threshold import decision_curve
 
 REPORT_DIR = "report"
 REPORT_METRICS_FILE = "metrics.json"

@@ -1,0 +1,209 @@
+"""The backtest's outputs: the `_backtest` table, its rejects, plots and the summary, staged then swapped.
+
+Layout under OUTPUT (default SCORED/_backtest):
+- `snapshot_date=YYYY-MM-DD/part-*.parquet` + `_SUCCESS`: one row per grade plus the portfolio row;
+- `_rejects/`: the outcome rows rejected by this run, with their reason;
+- `_report/`: `summary.json`, the plots, `migration_FROM_TO.json` / `.csv` when asked.
+
+Everything is first written under `OUTPUT/_staging/RUN_ID/` and only then swapped in, item by item,
+with the scoring job's rename swap: a run that fails before the swap leaves every previous output whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tempfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on a batch node
+import matplotlib.pyplot as plt
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+
+from defaultrisk.errors import OutputError
+from defaultrisk.fs import publish_folder
+from defaultrisk.scoring.staging import (
+    STAGING_DIR,
+    StagedPartition,
+    discard,
+    mark_staged,
+    stage_partition,
+    swap_in,
+)
+
+REJECTS = "_rejects"
+REPORT = "_report"
+# One row per snapshot and grade (`grade` null on the portfolio row); docs/backtest.md explains each.
+TABLE_DDL = """
+snapshot_date date, grade int, grade_label string, pd_lower double, pd_upper double, central_pd double,
+customers bigint, expected_defaults double, observed_defaults bigint, mean_pd double, observed_rate double,
+jeffreys_lower double, jeffreys_upper double, jeffreys_p_value double, binomial_p_too_low double,
+binomial_p_too_high double, binomial_p_two_sided double, calibration_ratio double, brier double,
+roc_auc double, roc_auc_se double, gini double, roc_auc_reference double, roc_auc_change double,
+gini_change double, auc_drop_p_value double, herfindahl double, herfindahl_normalised double,
+excluded_defaulted_before bigint, excluded_outcome_rejected bigint, excluded_no_grade bigint,
+tests_failed array<string>, model_version string, window_end date, run_id string,
+backtested_at timestamp, significance double
+"""
+TABLE_COLUMNS = tuple(part.split()[0] for part in TABLE_DDL.split(","))
+
+
+def plain(value):
+    """A value as JSON has it: NaN as null, dates as text, numpy numbers as Python numbers."""
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _cell(value):
+    """A value as Spark's row verifier takes it: Python numbers, NaN as null."""
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    return int(value) if isinstance(value, np.integer) else value
+
+
+def table_frame(spark: SparkSession, rows: list[dict], run_id: str, significance: float) -> DataFrame:
+    """The rows as a Spark frame of TABLE_DDL (NaN stored as null)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    extra = {"run_id": run_id, "backtested_at": now, "significance": significance}
+    data = [tuple(_cell({**r, **extra}.get(name)) for name in TABLE_COLUMNS) for r in rows]
+    return spark.createDataFrame(data, TABLE_DDL)
+
+
+def write_outputs(
+    root: str,
+    run_id: str,
+    rows: list[dict],
+    rejects: DataFrame,
+    summary: dict,
+    plots: bool,
+) -> dict:
+    """Stage every output of the run, then swap each in; the paths written."""
+    spark = rejects.sparkSession
+    root = root.rstrip("/")
+    staged: list[StagedPartition] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="backtest-report-") as local:
+            _write_report(Path(local), rows, summary, plots)
+            frame = table_frame(spark, rows, run_id, summary["significance"])
+            for i, day in enumerate(sorted({r["snapshot_date"] for r in rows})):
+                part = stage_partition(
+                    frame.where(frame.snapshot_date == day).coalesce(1), root, day, f"{run_id}/{i}"
+                )
+                mark_staged(spark, part, {"run_id": run_id, "snapshot_date": day.isoformat()})
+                staged.append(part)
+            staged.append(_stage_rejects(rejects, root, run_id))
+            target = f"{root}/{STAGING_DIR}/{run_id}/report/{REPORT}"
+            publish_folder(spark, local, target)
+            staged.append(StagedPartition(root, f"{run_id}/report", f"{root}/{REPORT}", target))
+        for part in staged:
+            swap_in(spark, part)
+    finally:
+        discard(spark, StagedPartition(root, run_id, "", ""))
+    return {"table": root, "rejects": f"{root}/{REJECTS}", "report": f"{root}/{REPORT}"}
+
+
+def _stage_rejects(rejects: DataFrame, root: str, run_id: str) -> StagedPartition:
+    target = f"{root}/{STAGING_DIR}/{run_id}/rejects/{REJECTS}"
+    try:
+        rejects.coalesce(1).write.mode("errorifexists").parquet(target)
+    except Exception as exc:  # a Py4J error carrying the file system's message
+        raise OutputError(f"cannot write {target}: {str(exc).splitlines()[0]}") from exc
+    return StagedPartition(root, f"{run_id}/rejects", f"{root}/{REJECTS}", target)
+
+
+def _write_report(folder: Path, rows: list[dict], summary: dict, plots: bool) -> None:
+    (folder / "summary.json").write_text(json.dumps(plain(summary), indent=2, sort_keys=True) + "\n")
+    moved = summary.get("migration")
+    if moved:
+        stem = f"migration_{moved['from']}_{moved['to']}"
+        (folder / f"{stem}.json").write_text(json.dumps(plain(moved), indent=2) + "\n")
+        with (folder / f"{stem}.csv").open("w", newline="") as fh:
+            writer = csv.writer(fh, delimiter=";")
+            writer.writerow(["grade_from", *[f"to_{label}" for label in moved["labels"]]])
+            for label, counts in zip(moved["labels"], moved["counts"], strict=True):
+                writer.writerow([label, *counts])
+    portfolio = sorted((r for r in rows if r["grade"] is None), key=lambda r: r["snapshot_date"])
+    if plots and portfolio:
+        _plot_rates(portfolio, folder / "default_rates.png")
+        _plot_grades(rows, portfolio[-1]["snapshot_date"], folder / "grades.png")
+        _plot_auc(portfolio, folder / "auc.png")
+
+
+def _errorbars(rows: list[dict]) -> np.ndarray:
+    rate = np.array([r["observed_rate"] for r in rows], dtype=float)
+    lower = np.array([r["jeffreys_lower"] for r in rows], dtype=float)
+    upper = np.array([r["jeffreys_upper"] for r in rows], dtype=float)
+    return np.vstack([np.clip(rate - lower, 0, None), np.clip(upper - rate, 0, None)])
+
+
+def _plot_rates(portfolio: list[dict], path: Path) -> None:
+    """Predicted (mean pd) against observed default rate per snapshot, with Jeffreys intervals."""
+    dates = [r["snapshot_date"] for r in portfolio]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(dates, [r["mean_pd"] for r in portfolio], "o-", label="predicted (mean pd)")
+    rate = [r["observed_rate"] for r in portfolio]
+    ax.errorbar(
+        dates, rate, yerr=_errorbars(portfolio), fmt="s", capsize=3, label="observed, Jeffreys interval"
+    )
+    ax.set(
+        xlabel="snapshot date",
+        ylabel="default rate in the window",
+        title="Predicted vs observed default rate",
+    )
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _plot_grades(rows: list[dict], day: date, path: Path) -> None:
+    """Per grade of one snapshot: mean pd and observed rate with its interval, on a log scale."""
+    grades = [r for r in rows if r["snapshot_date"] == day and r["grade"] is not None and r["customers"]]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = [r["grade_label"] for r in grades]
+    ax.plot(x, [r["mean_pd"] for r in grades], "o-", label="predicted (mean pd)")
+    observed = [r for r in grades if r["observed_defaults"]]
+    ax.errorbar(
+        [r["grade_label"] for r in observed],
+        [r["observed_rate"] for r in observed],
+        yerr=_errorbars(observed),
+        fmt="s",
+        capsize=3,
+        label="observed, Jeffreys interval",
+    )
+    ax.set_yscale("log")
+    ax.set(xlabel="grade", ylabel="default rate", title=f"Per grade, snapshot {day.isoformat()}")
+    ax.legend()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _plot_auc(portfolio: list[dict], path: Path) -> None:
+    """ROC AUC per snapshot (±1.96 standard errors) against the value at training."""
+    dates = [r["snapshot_date"] for r in portfolio]
+    auc = np.array([r["roc_auc"] for r in portfolio], dtype=float)
+    se = np.array([r["roc_auc_se"] for r in portfolio], dtype=float)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.errorbar(dates, auc, yerr=1.96 * np.nan_to_num(se), fmt="o-", capsize=3, label="ROC AUC (95%)")
+    reference = [r["roc_auc_reference"] for r in portfolio]
+    if any(np.isfinite(reference)):
+        ax.plot(dates, reference, "--", label="at training (hold-out)")
+    ax.set(xlabel="snapshot date", ylabel="ROC AUC", title="Discriminatory power over time")
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)

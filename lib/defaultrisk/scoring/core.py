@@ -1,0 +1,69 @@
+"""The scoring core: plain numpy and pandas, no Spark. The Spark job (`udf.py`) and any other shell
+share it, so a row's pd does not depend on where it was scored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from defaultrisk.features import arrow_matrix, dmatrix, feature_matrix
+from defaultrisk.model import ScoringModel
+from defaultrisk.schema import FEATURE_NAMES, FEATURES, IS_HIGH_RISK, PD, REASON_CODES, UUID
+
+_REASONS = pa.list_(pa.string())
+
+
+def top_reasons(model: ScoringModel, matrix: np.ndarray, count: int) -> list[list[str]]:
+    """Per row, the `count` features that push its risk up most, by XGBoost's own contributions.
+
+    `pred_contribs` gives each feature's additive share of the row's log-odds (TreeSHAP); only
+    positive shares are reasons. Ties go to the earlier feature, so the answer never depends on
+    the batch.
+    """
+    if len(matrix) == 0:
+        return []
+    contributions = model.booster.predict(dmatrix(matrix), pred_contribs=True)[
+        :, :-1
+    ]  # the last column is the bias
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :count]
+    shares = np.take_along_axis(contributions, order, axis=1)
+    names = np.asarray(FEATURE_NAMES, dtype=object)
+    return [names[idx[share > 0]].tolist() for idx, share in zip(order, shares, strict=True)]
+
+
+def score_matrix(matrix: np.ndarray, model: ScoringModel, reason_codes: int = 0) -> tuple:
+    """pd, is_high_risk and reason codes (or None) for a matrix built like `features.feature_matrix`."""
+    pds = model.predict_pd(matrix)
+    reasons = top_reasons(model, matrix, reason_codes) if reason_codes else None
+    return pds, pds >= model.threshold, reasons
+
+
+def score_frame(pdf: pd.DataFrame, model: ScoringModel, reason_codes: int = 0) -> pd.DataFrame:
+    """Score a pandas frame of `uuid` + features: `uuid`, calibrated `pd`, `is_high_risk`, `reason_codes`.
+
+    `reason_codes` is how many reasons to name per row; with 0 the column holds nulls.
+    """
+    pds, high, reasons = score_matrix(feature_matrix(pdf, FEATURES), model, reason_codes)
+    return pd.DataFrame(
+        {
+            UUID: pdf[UUID].to_numpy(dtype=object),
+            PD: pds,
+            IS_HIGH_RISK: high,
+            REASON_CODES: pd.Series(reasons if reasons is not None else [None] * len(pds), dtype=object),
+        }
+    )
+
+
+def score_batch(batch: pa.RecordBatch, model: ScoringModel, reason_codes: int = 0) -> pa.RecordBatch:
+    """Score one Arrow batch of `features.matrix_input` rows; `uuid` passes through untouched."""
+    pds, high, reasons = score_matrix(arrow_matrix(batch), model, reason_codes)
+    return pa.RecordBatch.from_arrays(
+        [
+            batch.column(UUID),
+            pa.array(pds, type=pa.float64()),
+            pa.array(high, type=pa.bool_()),
+            pa.array(reasons, type=_REASONS) if reasons is not None else pa.nulls(len(pds), _REASONS),
+        ],
+        names=[UUID, PD, IS_HIGH_RISK, REASON_CODES],
+    )

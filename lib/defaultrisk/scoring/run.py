@@ -1,0 +1,197 @@
+"""One snapshot date as one transaction: stage every output, check the counts, then swap them in.
+
+Everything is written to staging first; the live partitions and results.csv are replaced only once
+all of it is complete, by renames. Each run, successful or not, appends its row to the run log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from defaultrisk.config import ScoreConfig, as_dict
+from defaultrisk.errors import OutputError
+from defaultrisk.grades import grade_column, scale_from_manifest
+from defaultrisk.model import CheckedModel
+from defaultrisk.read import read_raw
+from defaultrisk.schema import GRADE, MODEL_VERSION, PD, SCORED_AT, UUID
+from defaultrisk.scoring import runlog, staging
+from defaultrisk.scoring.drift_report import drift_report
+from defaultrisk.scoring.udf import score_partitions
+from defaultrisk.validate import SKIPPED, entry_contract, rejected_rows, valid_rows
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id(started_at: datetime) -> str:
+    return started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A run's outputs, written whole and not yet live."""
+
+    scores: staging.StagedPartition
+    rejects: staging.StagedPartition
+    counts: dict
+    results_csv: str | None
+
+
+def _stage_scores(cfg: ScoreConfig, model: CheckedModel, considered, run: dict):
+    """Score the valid rows into a staged partition; its rows are counted from the written files."""
+    scale = scale_from_manifest(model.manifest)
+    scored = score_partitions(valid_rows(considered), model.payload, cfg.reason_codes).select(
+        "*",
+        grade_column(F.col(PD), scale).alias(GRADE),
+        F.lit(model.version).alias(MODEL_VERSION),
+        F.lit(run["started_at"]).cast("timestamp").alias(SCORED_AT),
+    )
+    scores = staging.stage_partition(scored, cfg.output_dir, cfg.snapshot_date, run["run_id"])
+    return scores, scored.schema
+
+
+def _stage_rejects(spark: SparkSession, cfg: ScoreConfig, considered, valid_count: int, run_id: str):
+    """The rejected rows' partition, and the input's row count; the input is read again only when
+    rows were rejected (rows in and rows scored come from file footers, or a text scan for CSV)."""
+    input_rows = considered.count()
+    rejects = rejected_rows(considered)
+    if input_rows == valid_count:
+        rejects = spark.createDataFrame([], rejects.schema)
+    staged = staging.stage_partition(rejects, cfg.effective_rejects_dir, cfg.snapshot_date, run_id)
+    return staged, staging.staged_rows(spark, staged, rejects.schema), input_rows
+
+
+def _stage(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, validated, run: dict) -> Staged:
+    """Stage scores, rejects, markers and results.csv; on any failure remove what was staged."""
+    considered = validated.filter(~F.col(SKIPPED)).drop(SKIPPED)
+    parts: list[staging.StagedPartition] = []
+    try:
+        scores, schema = _stage_scores(cfg, model, considered, run)
+        parts.append(scores)
+        log.info("scored at %.1fs", time.monotonic() - run["clock"])
+        valid_count = staging.staged_rows(spark, scores, schema)
+        rejects, rejected_count, input_rows = _stage_rejects(
+            spark, cfg, considered, valid_count, run["run_id"]
+        )
+        parts.append(rejects)
+        counts = {"input_rows": valid_count + rejected_count, "valid_rows": valid_count}
+        counts["rejected_rows"] = rejected_count
+        if counts["input_rows"] != input_rows:
+            raise OutputError(
+                f"{input_rows} rows read but {valid_count} scored and {rejected_count} "
+                "rejected: refusing to swap in an incomplete run"
+            )
+        if cfg.unlabeled_only:
+            counts["skipped_rows"] = validated.filter(F.col(SKIPPED)).count()
+        log.info("rejects written at %.1fs: %s", time.monotonic() - run["clock"], json.dumps(counts))
+        counts.update(runlog.pd_summary(spark, scores.staged, schema))
+        _mark(spark, parts, cfg, model, run, counts)
+        results = None
+        if cfg.results_csv:
+            written = spark.read.schema(schema).parquet(scores.staged).select(UUID, PD)
+            results = staging.stage_results_csv(
+                written, cfg.results_csv, cfg.results_csv_decimals, run["run_id"]
+            )
+    except BaseException:
+        for partition in parts:
+            staging.discard(spark, partition)
+        raise
+    return Staged(scores, rejects, counts, results)
+
+
+def _mark(spark, parts, cfg: ScoreConfig, model: CheckedModel, run: dict, counts: dict) -> None:
+    """Each staged partition's completion marker: it moves in with the data."""
+    marker = {
+        "run_id": run["run_id"],
+        "snapshot_date": cfg.snapshot_date.isoformat(),
+        "model_version": model.version,
+        "input_rows": counts["input_rows"],
+        "scored_rows": counts["valid_rows"],
+        "rejected_rows": counts["rejected_rows"],
+        "started_at": run["started_at"].isoformat(timespec="seconds"),
+    }
+    for partition in parts:
+        staging.mark_staged(spark, partition, marker)
+
+
+def _swap_in(spark: SparkSession, cfg: ScoreConfig, staged: Staged) -> tuple[str, str]:
+    partition = staging.swap_in(spark, staged.scores)
+    rejects_partition = staging.swap_in(spark, staged.rejects)
+    if staged.results_csv:
+        staging.swap_in_results_csv(spark, staged.results_csv, cfg.results_csv)
+    return partition, rejects_partition
+
+
+def score_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run_id: str) -> dict:
+    """Score one snapshot: replace its partition in the scored table and the rejects, write results.csv.
+
+    Returns the run's summary.
+    """
+    run = {"run_id": run_id, "started_at": datetime.now(UTC), "clock": time.monotonic()}
+    for root in (cfg.output_dir, cfg.effective_rejects_dir):
+        for leftover in staging.leftover_runs(spark, root):
+            log.warning("a run that died mid-write left %s (see README, Guarantees)", leftover)
+    raw = read_raw(spark, cfg.input_path, cfg.input_format)
+    validated = entry_contract(raw, labelled=False, skip_labelled=cfg.unlabeled_only)
+    log.info("read and checked for duplicates in %.1fs", time.monotonic() - run["clock"])
+    staged = _stage(spark, cfg, model, validated, run)
+    partition, rejects_partition = _swap_in(spark, cfg, staged)
+    log.info("run %s complete: %s and %s replaced", run_id, partition, rejects_partition)
+    counts = staged.counts
+    # After the swap: a run that fails leaves no drift report for scores it did not write.
+    considered = validated.filter(~F.col(SKIPPED)).drop(SKIPPED)
+    drift = drift_report(cfg, model.manifest, considered, partition, counts["input_rows"])
+    summary = {
+        "snapshot_date": cfg.snapshot_date.isoformat(),
+        "model_version": model.version,
+        "input_rows": counts["input_rows"],
+        "scored_rows": counts["valid_rows"],
+        "rejected_rows": counts["rejected_rows"],
+        "run_id": run_id,
+        "table": cfg.output_dir,
+        "partition": partition,
+        "rejects": rejects_partition,
+        "results_csv": cfg.results_csv,
+        **{k: counts[k] for k in runlog.PD_FIELDS},
+        "drift": drift,
+        "seconds": round(time.monotonic() - run["clock"], 2),
+    }
+    if cfg.unlabeled_only:
+        summary["skipped_labelled_rows"] = counts["skipped_rows"]
+    return summary
+
+
+def logged_run(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel) -> dict:
+    """`score_date` with its row in the run log, whether it succeeds or fails."""
+    started_at = datetime.now(UTC)
+    run_id = new_run_id(started_at)
+    log.info("score run %s config: %s", run_id, json.dumps(as_dict(cfg), default=str))
+    start = runlog.RunStart(run_id, cfg.snapshot_date, cfg.input_path, started_at)
+    record = partial(runlog.run_record, start)
+    try:
+        summary = score_date(spark, cfg, model, run_id)
+    except Exception as exc:
+        failed = record(datetime.now(UTC), runlog.FAILED, model_version=model.version, error=str(exc))
+        runlog.append_run_quietly(spark, cfg.output_dir, failed)
+        raise
+    fields = {k: summary[k] for k in ("model_version", "input_rows", "scored_rows", "rejected_rows")}
+    fields.update({k: summary[k] for k in runlog.PD_FIELDS})
+    fields["max_psi"] = (summary["drift"] or {}).get("max_psi")
+    runlog.append_run(spark, cfg.output_dir, record(datetime.now(UTC), runlog.SUCCEEDED, **fields))
+    return summary
+
+
+def log_failed_date(spark: SparkSession, output_dir: str, day, input_path: str, error: str) -> None:
+    """The run-log row of a date that could not even start (its input or model missing)."""
+    now = datetime.now(UTC)
+    start = runlog.RunStart(new_run_id(now), day, input_path, now)
+    record = runlog.run_record(start, now, runlog.FAILED, error=error)
+    runlog.append_run_quietly(spark, output_dir, record)

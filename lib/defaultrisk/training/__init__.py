@@ -1,0 +1,1 @@
+"""The training job: a labelled customer table to a checked model directory."""

@@ -1,0 +1,259 @@
+"""Model choice without the hold-out: stratified cross-validation of imbalance strategies and the
+number of trees, then of the calibration maps on the out-of-fold predictions.
+
+`CVRows` carries the training rows, their folds, the seed and `negative_rate`, the share of the real
+population's non-defaulters the rows hold (below 1 when thinned in Spark): every pd is corrected and
+every metric weighted back by it, so scores and choices are those of the real base rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xgboost as xgb
+from sklearn.model_selection import StratifiedKFold
+
+from defaultrisk.calibration import PRIOR_CORRECTION, apply_calibration, fit_calibration, prior_correction
+from defaultrisk.config import SelectionConfig, XGBoostParams
+from defaultrisk.features import dmatrix
+from defaultrisk.training.metrics import (
+    BRIER,
+    LOG_LOSS,
+    LOWER_IS_BETTER,
+    PROBABILITY_METRICS,
+    metric_value,
+    probability_metrics,
+)
+from defaultrisk.training.resampling import Strategy, resample
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CVRows:
+    """The rows cross-validation works on: features, labels, stratified folds, seed, non-defaulter rate."""
+
+    matrix: np.ndarray
+    labels: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    seed: int
+    negative_rate: float = 1.0
+
+    @classmethod
+    def split(cls, matrix: np.ndarray, labels: np.ndarray, n_folds: int, seed: int, negative_rate: float):
+        return cls(matrix, labels, stratified_folds(labels, n_folds, seed), seed, negative_rate)
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """One strategy and parameter set, cross-validated; its pds corrected to the base rate."""
+
+    strategy: Strategy
+    params: XGBoostParams
+    metric: str
+    rounds: int  # the number of trees with the best mean score over the folds
+    score: float
+    score_std: float
+    fold_metrics: dict  # every probability metric at `rounds`, averaged over the folds
+    oof_raw: np.ndarray  # each row's raw probability from the fold model that did not train on it
+    oof_sampling_rate: np.ndarray  # that fold model's negative sampling rate
+    seconds: float
+
+    def summary(self) -> dict:
+        """The row of the comparison table (plain data, for the manifest and the report)."""
+        return {
+            "strategy": self.strategy.name,
+            "kind": self.strategy.kind,
+            "ratio": self.strategy.ratio,
+            "rounds": self.rounds,
+            "metric": self.metric,
+            "score": self.score,
+            "score_std": self.score_std,
+            **{name: self.fold_metrics[name] for name in (*PROBABILITY_METRICS, "mean_pd")},
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def stratified_folds(labels: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return [(np.sort(fit), np.sort(valid)) for fit, valid in splitter.split(np.zeros(len(labels)), labels)]
+
+
+def round_checkpoints(n_estimators: int, step: int) -> np.ndarray:
+    return np.unique(np.append(np.arange(step, n_estimators + 1, step), n_estimators))
+
+
+def best_index(scores: Sequence[float], metric: str) -> int:
+    """The first best: fewer trees, or the earlier strategy, on a tie."""
+    values = np.asarray(scores, dtype=np.float64)
+    return int(np.argmin(values) if LOWER_IS_BETTER[metric] else np.argmax(values))
+
+
+def booster_params(params: XGBoostParams, seed: int, scale_pos_weight: float = 1.0) -> dict:
+    chosen = params.booster_params(seed)
+    if scale_pos_weight != 1.0:
+        chosen["scale_pos_weight"] = scale_pos_weight
+    return chosen
+
+
+class _FoldRun:
+    """One fold's booster, grown tree by tree, and its validation margin, updated per checkpoint.
+
+    Only the trees added since the last checkpoint are evaluated, so reading the score every few
+    trees costs about one prediction of the whole ensemble.
+    """
+
+    def __init__(self, rows: CVRows, fold: tuple[np.ndarray, np.ndarray], strategy: Strategy, params):
+        fit_rows, valid_rows = fold
+        sample = resample(rows.labels[fit_rows], strategy, rows.seed)
+        kept = fit_rows[sample.rows]
+        self.dtrain = dmatrix(rows.matrix[kept], rows.labels[kept])
+        self.booster = xgb.Booster(
+            booster_params(params, rows.seed, sample.scale_pos_weight), cache=[self.dtrain]
+        )
+        self.valid_rows = valid_rows
+        self.valid_matrix = rows.matrix[valid_rows]
+        self.sampling_rate = sample.negative_sampling_rate
+        self.trees = 0
+        self.margin: np.ndarray | None = None
+        self.base_margin: np.ndarray | None = None
+
+    def _margin(self, start: int, end: int) -> np.ndarray:
+        margin = self.booster.inplace_predict(
+            self.valid_matrix, iteration_range=(start, end), predict_type="margin", validate_features=False
+        )
+        return np.asarray(margin, dtype=np.float64)
+
+    def grow_to(self, trees: int) -> np.ndarray:
+        """Add trees up to `trees` and return the raw probability of the validation rows."""
+        start = self.trees
+        while self.trees < trees:
+            self.booster.update(self.dtrain, self.trees)
+            self.trees += 1
+        if self.margin is None:
+            self.margin = self._margin(0, trees)
+        else:
+            if self.base_margin is None:  # each range's margin carries the base score once
+                self.base_margin = self._margin(0, 1) + self._margin(1, 2) - self._margin(0, 2)
+            self.margin = self.margin + self._margin(start, trees) - self.base_margin
+        return 1.0 / (1.0 + np.exp(-self.margin))
+
+
+def _fold_metrics(rows: CVRows, oof_raw: np.ndarray, sampling_rate: np.ndarray) -> dict:
+    """Every probability metric of the out-of-fold pds, averaged over the folds."""
+    per_fold = [
+        probability_metrics(
+            rows.labels[valid],
+            prior_correction(oof_raw[valid], sampling_rate[valid] * rows.negative_rate),
+            rows.negative_rate,
+        )
+        for _, valid in rows.folds
+    ]
+    names = (*PROBABILITY_METRICS, "mean_pd")
+    return {name: float(np.mean([m[name] for m in per_fold])) for name in names}
+
+
+def cross_validate(
+    rows: CVRows,
+    strategy: Strategy,
+    params: XGBoostParams,
+    selection: SelectionConfig,
+    deadline: float | None = None,
+) -> CVResult | None:
+    """Score a strategy on every fold (its pd prior-corrected) each `round_step` trees, folds in step.
+
+    Each fold's training rows are resampled, never its validation rows, so every score is measured at
+    the real base rate. Growing stops when the mean score over the folds has not improved for
+    `patience` checkpoints. Returns None if `deadline` (time.monotonic) passes first.
+    """
+    started = time.monotonic()
+    runs = [_FoldRun(rows, fold, strategy, params) for fold in rows.folds]
+    sampling_rate = np.ones(len(rows.labels))
+    for run in runs:
+        sampling_rate[run.valid_rows] = run.sampling_rate
+    checkpoints = round_checkpoints(params.n_estimators, selection.round_step)
+    scores = np.full((len(runs), len(checkpoints)), np.nan)
+    oof_raw = np.empty(len(rows.labels))
+    best = -1
+    for c, trees in enumerate(checkpoints):
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        raw = np.empty(len(rows.labels))
+        for f, run in enumerate(runs):
+            raw[run.valid_rows] = run.grow_to(int(trees))
+            pds = prior_correction(raw[run.valid_rows], run.sampling_rate * rows.negative_rate)
+            labels = rows.labels[run.valid_rows]
+            scores[f, c] = metric_value(selection.metric, labels, pds, rows.negative_rate)
+        mean = scores[:, : c + 1].mean(axis=0)
+        if best_index(mean, selection.metric) == c:
+            best = c
+            oof_raw = raw
+        elif c - best >= selection.patience:
+            break
+    return CVResult(
+        strategy=strategy,
+        params=params,
+        metric=selection.metric,
+        rounds=int(checkpoints[best]),
+        score=float(scores[:, best].mean()),
+        score_std=float(scores[:, best].std()),
+        fold_metrics=_fold_metrics(rows, oof_raw, sampling_rate),
+        oof_raw=oof_raw,
+        oof_sampling_rate=sampling_rate,
+        seconds=time.monotonic() - started,
+    )
+
+
+def compare_strategies(
+    rows: CVRows, candidates: Sequence[Strategy], params: XGBoostParams, selection: SelectionConfig
+) -> list[CVResult]:
+    """Cross-validate every strategy with the same folds, parameters and seed."""
+    results = []
+    for strategy in candidates:
+        result = cross_validate(rows, strategy, params, selection)
+        log.info(
+            "cv %s: %s %.5f (sd %.5f) at %d trees in %.1fs",
+            strategy.name,
+            selection.metric,
+            result.score,
+            result.score_std,
+            result.rounds,
+            result.seconds,
+        )
+        results.append(result)
+    return results
+
+
+def best_result(results: Sequence[CVResult], metric: str) -> CVResult:
+    return results[best_index([r.score for r in results], metric)]
+
+
+def compare_calibrations(result: CVResult, rows: CVRows, methods: Sequence[str]) -> list[dict]:
+    """Cross-validated log loss, Brier and mean pd of each calibration on the out-of-fold predictions.
+
+    Each fold is calibrated by a map fitted on the other folds' out-of-fold predictions, so the
+    comparison never scores a map on the rows it was fitted to; the hold-out plays no part. Rows
+    thinned in Spark are compared as the real population: every map composed with the correction by
+    `negative_rate`, every metric weighted back.
+    """
+    rate = rows.negative_rate
+    table = []
+    for method in methods:
+        per_fold = []
+        for fit_rows, valid_rows in rows.folds:
+            raw = result.oof_raw[valid_rows]
+            if method == PRIOR_CORRECTION:
+                pds = prior_correction(raw, result.oof_sampling_rate[valid_rows] * rate)
+            else:
+                calibration = fit_calibration(
+                    method, result.oof_raw[fit_rows], rows.labels[fit_rows], 1.0, rate
+                )
+                pds = apply_calibration(raw, calibration)
+            per_fold.append(probability_metrics(rows.labels[valid_rows], pds, rate))
+        names = (LOG_LOSS, BRIER, "mean_pd")
+        table.append({"method": method, **{n: float(np.mean([m[n] for m in per_fold])) for n in names}})
+    return table
