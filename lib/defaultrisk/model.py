@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 
+from defaultrisk import __version__
 from defaultrisk.calibration import apply_calibration, check_calibration
 from defaultrisk.errors import ModelError
 from defaultrisk.features import xgb_feature_types
@@ -37,7 +38,7 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
+    versions = {"python": platform.python_version(), "defaultrisk": __version__}
     for name in _LIBRARIES:
         try:
             versions[name] = metadata.version(name)

@@ -17,6 +17,7 @@ from functools import partial
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from defaultrisk import __version__
 from defaultrisk.config import ScoreConfig, as_dict
 from defaultrisk.errors import OutputError
 from defaultrisk.grades import grade_column, scale_from_manifest
@@ -113,6 +114,7 @@ def _mark(spark, parts, cfg: ScoreConfig, model: CheckedModel, run: dict, counts
         "run_id": run["run_id"],
         "snapshot_date": cfg.snapshot_date.isoformat(),
         "model_version": model.version,
+        "code_version": __version__,
         "input_rows": counts["input_rows"],
         "scored_rows": counts["valid_rows"],
         "rejected_rows": counts["rejected_rows"],
