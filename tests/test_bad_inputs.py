@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from defaultrisk.errors import EXIT_INPUT, EXIT_MODEL, EXIT_OK
+from defaultrisk.model import model_version
 from defaultrisk.schema import INPUT_COLUMNS
 
 from rows import row, write_csv
@@ -153,6 +154,8 @@ def _tamper_model(model_dir: Path, case: str) -> None:
         manifest["model_sha256"] = hashlib.sha256(b"another model").hexdigest()
     if case == "manifest feature list mismatch":
         manifest["features"] = manifest["features"][::-1]
+    if case == "corrupt model file":  # a consistent manifest: only the file's content is wrong
+        manifest["model_version"] = model_version(manifest["model_sha256"], manifest)
     manifest_path.write_text(json.dumps(manifest))
 
 

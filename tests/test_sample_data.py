@@ -315,7 +315,9 @@ def test_cli_writes_files_truth_and_summary(tmp_path):
     )
     stdout = done.stdout.strip().split("\n")
     summary = json.loads(stdout[-1])
-    assert len(stdout) == 1 + 2 + 2 * 2
+    assert (
+        len(stdout) == 1 + 2 + 2 * 2 + 1
+    )  # history and its truth, each snapshot and its truth, the outcomes
 
     history = _read_text(out / "history.csv")
     assert summary["history"]["rows"] == len(history) == 500
