@@ -120,7 +120,8 @@ def check_table(
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
-    return table.column(name).combine_chunks()
+    column = table.column(name)
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _joined(problems: list[pa.Array | None], n: int) -> pa.Array:
@@ -322,6 +323,8 @@ def _check_feature(feature: Feature, raw: pa.Array) -> tuple[pa.Array, pa.Array 
 
 def _typed(feature: Feature, raw: pa.Array, values: np.ndarray, known: np.ndarray, whole: bool) -> pa.Array:
     if feature.kind not in (COUNT, CODE):
+        if raw.type == pa.float64():  # already the typed column
+            return raw
         return pa.array(values, pa.float64(), mask=None if known.all() else ~known)
     if whole:
         return pc.cast(raw, pa.int64())
