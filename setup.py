@@ -20,6 +20,7 @@ setup(
     ],
     extras_require={
         "spark": ["pyspark>=4.0,<5"],
+        "serve": ["pyspark>=4.0,<5", "fastapi>=0.115", "uvicorn>=0.30", "httpx>=0.27", "threadpoolctl>=3"],
         "test": ["pyspark>=4.0,<5", "pytest>=8", "chispa>=0.10"],
         "dev": ["pyspark>=4.0,<5", "pytest>=8", "chispa>=0.10", "ruff>=0.6"],
     },
