@@ -16,8 +16,10 @@ import pytest
 
 from defaultrisk import io
 from defaultrisk.checks import check_table
+from defaultrisk.features import feature_matrix
 from defaultrisk.sample import make_snapshot, write_original_csv
 from defaultrisk.schema import DEFAULT, FEATURES, INPUT_COLUMNS, RAW_LINE, REASON, REQUIRED_COLUMNS, UUID
+from defaultrisk.serving.scorer import feature_matrix as serving_matrix
 from defaultrisk.validate import RAW, validate
 
 from rows import row, uuid_for, write_csv
@@ -167,3 +169,12 @@ def test_a_count_beyond_the_long_range_is_rejected_as_too_large(spark, tmp_path)
     validated, checked = _validated_and_checked(spark, io.read_raw(spark, str(path)), False)
     assert checked.reason.to_pylist() == ["num_active_inv: too large", None]
     _assert_same(validated, checked)
+
+
+def test_the_services_matrix_equals_the_scoring_cores():
+    frame, _ = make_snapshot(600, seed=31)  # holds unseen merchant categories and missing values
+    checked = check_table(frame)
+    assert checked.valid.all()
+    expected = feature_matrix(checked.frame(), FEATURES)
+    assert np.isnan(expected).any()
+    assert np.array_equal(serving_matrix(checked), expected, equal_nan=True)
