@@ -50,6 +50,7 @@ setup(
     ],
     extras_require={
         "spark": SPARK,
+        "serve": [*SPARK, "fastapi>=0.115", "uvicorn>=0.30", "httpx>=0.27", "threadpoolctl>=3"],
         "test": TEST,
         "dev": [*TEST, "ruff>=0.6"],
     },

@@ -24,6 +24,7 @@ from defaultrisk.backtest.command import add_backtest_arguments, run_backtest_jo
 from defaultrisk.config import CONF_DIR, INPUT_FORMATS, load_score_config, load_train_config
 from defaultrisk.errors import EXIT_FAILURE, EXIT_OK, DefaultRiskError, warning_exit
 from defaultrisk.progress import Heartbeat
+from defaultrisk.serving.command import add_serve_arguments, check_serve_arguments, run_serve
 from defaultrisk.session import build_session
 
 log = logging.getLogger("defaultrisk")
@@ -234,6 +235,12 @@ COMMANDS = {
         "Backtest the scored pd against realised defaults, per snapshot and rating grade.",
         add_backtest_arguments,
         run_backtest_job,
+    ),
+    "serve": Command(
+        "Score customers on demand over HTTP with a model directory (the `serve` extra).",
+        add_serve_arguments,
+        run_serve,
+        check_serve_arguments,
     ),
 }
 

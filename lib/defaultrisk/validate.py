@@ -34,16 +34,30 @@ from defaultrisk.schema import (
     UUID_PATTERN,
     Feature,
 )
+from defaultrisk.schema_rules import (
+    DUPLICATE_CLOSE,
+    DUPLICATE_OPEN,
+    MALFORMED,
+    MAX_WHOLE,
+    MISSING,
+    MISSING_TOKENS,
+    NOT_A_LABEL,
+    NOT_A_NUMBER,
+    NOT_FINITE,
+    NOT_TRUE_FALSE,
+    NOT_WHOLE,
+    REASON_SEPARATOR,
+    TOO_LARGE,
+    WRONG_NUMBER_OF_FIELDS,
+    bounds,
+    problem,
+)
 
 RAW = "_raw_"  # prefix of the row's values as read, kept (and made text) for the rejects output
 _RAW_COLUMNS = (*INPUT_COLUMNS, RAW_LINE)
-REASON_SEPARATOR = "; "
-SKIPPED = "_skipped"  # a labelled row in an --unlabeled-only run: neither scored nor rejected
-MISSING_TOKENS = ("", "NA")
-# Whole-number columns are stored as long; beyond 2**53 a double no longer holds every whole number.
-_MAX_WHOLE = 2**53
 _COPIES = "_copies"
 _KEY = "_key"
+SKIPPED = "_skipped"  # a labelled row in an --unlabeled-only run: neither scored nor rejected
 log = logging.getLogger(__name__)
 _NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 _WHOLE_NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
@@ -95,29 +109,22 @@ def _parse(feature: Feature, dtype: T.DataType) -> tuple[list[str], bool]:
     return [f"{value} AS {sql.name(_value(feature.name))}"], False
 
 
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
 def _check(feature: Feature, dtype: T.DataType, parsed: bool) -> tuple[str, str | None]:
     """Second pass: the typed value of one feature, and its problem (the first that applies), if any."""
     text, value = sql.name(_text(feature.name)), sql.name(_value(feature.name))
     problems: list[tuple[str, str]] = []
     if feature.kind == FLAG:
         if parsed:
-            problems.append((f"{text} IS NOT NULL AND {value} IS NULL", "not true/false"))
+            problems.append((f"{text} IS NOT NULL AND {value} IS NULL", NOT_TRUE_FALSE))
     elif feature.kind != CATEGORY:
         if parsed:
-            problems.append((f"{text} IS NOT NULL AND {value} IS NULL", "not a number"))
+            problems.append((f"{text} IS NOT NULL AND {value} IS NULL", NOT_A_NUMBER))
         if not isinstance(dtype, _WHOLE_NUMBERS):  # Checked before the ranges: NaN sorts above all numbers.
-            problems.append((f"isnan({value}) OR abs({value}) = double('inf')", "not a finite number"))
+            problems.append((f"isnan({value}) OR abs({value}) = double('inf')", NOT_FINITE))
         if feature.kind in (COUNT, CODE) and not isinstance(dtype, _WHOLE_NUMBERS):
-            problems.append((f"{value} != floor({value})", "not a whole number"))
-            problems.append((f"abs({value}) > {_MAX_WHOLE}", "too large"))
-        if feature.minimum is not None:
-            problems.append((f"{value} < {feature.minimum!r}", f"below minimum {_number(feature.minimum)}"))
-        if feature.maximum is not None:
-            problems.append((f"{value} > {feature.maximum!r}", f"above maximum {_number(feature.maximum)}"))
+            problems.append((f"{value} != floor({value})", NOT_WHOLE))
+            problems.append((f"abs({value}) > {MAX_WHOLE}", TOO_LARGE))
+        problems.extend((f"{value} {op} {bound!r}", what) for op, bound, what in bounds(feature))
     typed = (
         value
         if feature.kind in (CATEGORY, FLAG)
@@ -125,17 +132,19 @@ def _check(feature: Feature, dtype: T.DataType, parsed: bool) -> tuple[str, str 
     )
     if not problems:
         return f"{typed} AS {sql.name(feature.name)}", None
-    branches = " ".join(f"WHEN {cond} THEN {sql.text(f'{feature.name}: {what}')}" for cond, what in problems)
+    branches = " ".join(
+        f"WHEN {cond} THEN {sql.text(problem(feature.name, what))}" for cond, what in problems
+    )
     return f"{typed} AS {sql.name(feature.name)}", f"CASE {branches} END"
 
 
 def _uuid_reasons() -> list[str]:
     uuid = sql.name(UUID)
     return [
-        f"CASE WHEN {uuid} IS NULL THEN {sql.text(f'{UUID}: missing')} END",
-        f"CASE WHEN NOT {uuid} RLIKE {sql.text(UUID_PATTERN)} THEN {sql.text(f'{UUID}: malformed')} END",
+        f"CASE WHEN {uuid} IS NULL THEN {sql.text(problem(UUID, MISSING))} END",
+        f"CASE WHEN NOT {uuid} RLIKE {sql.text(UUID_PATTERN)} THEN {sql.text(problem(UUID, MALFORMED))} END",
         f"CASE WHEN {uuid} IS NOT NULL AND {_COPIES} > 1 "
-        f"THEN concat({sql.text(f'{UUID}: duplicate (')}, {_COPIES}, ' rows)') END",
+        f"THEN concat({sql.text(problem(UUID, DUPLICATE_OPEN))}, {_COPIES}, {sql.text(DUPLICATE_CLOSE)}) END",
     ]
 
 
@@ -145,7 +154,7 @@ def _label() -> tuple[str, str]:
     typed = (
         f"CASE WHEN {bad} THEN NULL ELSE CAST(try_cast({text} AS DOUBLE) AS INT) END AS {sql.name(DEFAULT)}"
     )
-    reason = f"CASE WHEN {bad} THEN {sql.text(f'{DEFAULT}: not 0 or 1')} END AS {sql.name(REASON)}"
+    reason = f"CASE WHEN {bad} THEN {sql.text(problem(DEFAULT, NOT_A_LABEL))} END AS {sql.name(REASON)}"
     return typed, reason
 
 
@@ -214,7 +223,7 @@ def validate(df: DataFrame, labelled: bool = False) -> DataFrame:
     )
 
     line_problem = f"{sql.name(RAW + RAW_LINE)} IS NOT NULL"
-    typed, reasons = [], [f"CASE WHEN {line_problem} THEN 'line: wrong number of fields' END"]
+    typed, reasons = [], [f"CASE WHEN {line_problem} THEN {sql.text(WRONG_NUMBER_OF_FIELDS)} END"]
     reasons.extend(_uuid_reasons())
     reasons.append(sql.name(REASON))
     for feature in FEATURES:

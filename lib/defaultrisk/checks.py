@@ -1,0 +1,338 @@
+"""The entry contract on Arrow batches: `validate.py`'s rules, vectorised, with its exact reason texts.
+
+`check_table` takes the raw values of a batch (text as a CSV holds them, or typed as Parquet holds
+them), types every feature and gives each row its `reason` (null when valid): the same rules, in the
+same order, with the same texts as the Spark job's `validate`, generated from the same `FEATURES`.
+Text is parsed the way Spark's `try_cast` parses it (Java's number grammar, Spark's special literals),
+so a value reads the same here and in the nightly job. A test runs both on the same rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from defaultrisk.schema import (
+    CATEGORY,
+    CODE,
+    COUNT,
+    DEFAULT,
+    FEATURES,
+    FLAG,
+    RAW_LINE,
+    UUID,
+    UUID_PATTERN,
+    Feature,
+)
+from defaultrisk.schema_rules import (
+    DUPLICATE_CLOSE,
+    DUPLICATE_OPEN,
+    MALFORMED,
+    MAX_WHOLE,
+    MISSING,
+    MISSING_TOKENS,
+    NOT_A_LABEL,
+    NOT_A_NUMBER,
+    NOT_FINITE,
+    NOT_TRUE_FALSE,
+    NOT_WHOLE,
+    REASON_SEPARATOR,
+    TOO_LARGE,
+    WRONG_NUMBER_OF_FIELDS,
+    bounds,
+    problem,
+)
+
+_STRING = pa.string()
+# Java's String.trim() (inside Double.parseDouble and Spark's boolean cast) strips every char <= U+0020.
+_JAVA_SPACE = "".join(chr(c) for c in range(0x21))
+_DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[fFdD]?$"
+_HEX = r"^[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+[fFdD]?$"
+_JAVA_SPECIAL = r"^[+-]?(NaN|Infinity)$"  # Double.parseDouble's own, case-sensitive
+_SPARK_SPECIAL = {"inf": np.inf, "+inf": np.inf, "infinity": np.inf, "+infinity": np.inf}
+_SPARK_SPECIAL |= {"-inf": -np.inf, "-infinity": -np.inf, "nan": np.nan}
+# Java's `$` also matches before one final line terminator; RE2's only at the very end.
+_UUID_RE2 = UUID_PATTERN.removesuffix("$") + r"(?:\r\n|[\n\r\x{85}\x{2028}\x{2029}])?$"
+_COMPARE = {"<": np.less, ">": np.greater}
+_TRUE = ("t", "true", "y", "yes", "1")
+_FALSE = ("f", "false", "n", "no", "0")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A checked batch: trimmed `uuid`, typed features (double, int64, bool, string), label, `reason`."""
+
+    uuid: pa.Array
+    features: dict[str, pa.Array]
+    default: pa.Array
+    reason: pa.Array
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.reason.is_null().to_numpy(zero_copy_only=False)
+
+    def frame(self) -> pd.DataFrame:
+        """`uuid` and the typed features as pandas (missing numbers as NaN), for `features.feature_matrix`."""
+        columns = {UUID: self.uuid.to_numpy(zero_copy_only=False)}
+        for f in FEATURES:
+            column = self.features[f.name]
+            if f.kind == CATEGORY:
+                columns[f.name] = column.to_numpy(zero_copy_only=False)
+            else:
+                columns[f.name] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        return pd.DataFrame(columns)
+
+
+def check_table(
+    table: pa.Table | pd.DataFrame,
+    labelled: bool = False,
+    copies: np.ndarray | None = None,
+    uuid_required: bool = True,
+) -> Checked:
+    """Type every feature of a batch of raw rows and give each row its `reason` (null when valid).
+
+    `table` holds `uuid` and the features (text or typed), optionally `default` and `raw_line`.
+    `copies` is each row's number of rows sharing its uuid in the whole snapshot; by default it is
+    counted within the batch. With `uuid_required` False a missing uuid is no problem (the service's
+    customers need not name one).
+    """
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    names = set(table.column_names)
+    absent = [c for c in (UUID, *(f.name for f in FEATURES)) if c not in names]
+    if absent:
+        raise ValueError(f"missing column(s): {', '.join(absent)}")
+    n = table.num_rows
+    uuid = present(_column(table, UUID))
+    problems = [_line_problem(table, n), *_uuid_problems(uuid, copies, uuid_required)]
+    default, label_problem = _label(table, n) if labelled else (pa.nulls(n, pa.int32()), None)
+    problems.append(label_problem)
+    typed = {}
+    for feature in FEATURES:
+        typed[feature.name], feature_problem = _check_feature(feature, _column(table, feature.name))
+        problems.append(feature_problem)
+    return Checked(uuid=uuid, features=typed, default=default, reason=_joined(problems, n))
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    column = table.column(name)
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _joined(problems: list[pa.Array | None], n: int) -> pa.Array:
+    """concat_ws of the problem columns, null for a row without any."""
+    found = [p for p in problems if p is not None]
+    if not found:
+        return pa.nulls(n, _STRING)
+    if len(found) == 1:
+        return found[0]
+    given = np.vstack([p.is_valid().to_numpy(zero_copy_only=False) for p in found])
+    rejected = np.flatnonzero(given.any(axis=0))
+    # Only rejected rows build text; pyarrow's binary_join_element_wise loses rows past a dozen inputs.
+    parts = [p.take(rejected).to_pylist() for p in found]
+    reasons = np.full(n, None, dtype=object)
+    reasons[rejected] = [
+        REASON_SEPARATOR.join(t for t in texts if t is not None) for texts in zip(*parts, strict=True)
+    ]
+    return pa.array(reasons, _STRING)
+
+
+def _line_problem(table: pa.Table, n: int) -> pa.Array | None:
+    if RAW_LINE not in table.column_names:
+        return None
+    wrong = _column(table, RAW_LINE).is_valid().to_numpy(zero_copy_only=False)
+    return _texts(wrong, WRONG_NUMBER_OF_FIELDS)
+
+
+def _texts(mask: np.ndarray, text: str) -> pa.Array | None:
+    if not mask.any():
+        return None
+    return pa.array(np.where(mask, text, None), _STRING)
+
+
+def duplicate_keys(uuid: pa.Array) -> pa.Array:
+    """The key duplicates are found by: the trimmed uuid in lower case (Java's case rules)."""
+    keys = pc.utf8_lower(uuid)
+    exotic = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(uuid), True).to_numpy(zero_copy_only=False))
+    if len(exotic):  # full case mapping, as Java's toLowerCase, for the rare non-ASCII key
+        keys = keys.to_pylist()
+        for i in exotic:
+            keys[i] = uuid[i].as_py().lower()
+        keys = pa.array(keys, _STRING)
+    return keys
+
+
+def copies_in_batch(uuid: pa.Array) -> np.ndarray:
+    """Per row, how many rows of the batch share its uuid key (0 for a missing uuid)."""
+    encoded = pc.dictionary_encode(duplicate_keys(uuid))
+    if len(encoded.dictionary) == 0:
+        return np.zeros(len(uuid), dtype=np.int64)
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    counts = np.bincount(codes[codes >= 0], minlength=len(encoded.dictionary))
+    return np.where(codes >= 0, counts[np.maximum(codes, 0)], 0)
+
+
+def _uuid_problems(uuid: pa.Array, copies: np.ndarray | None, required: bool) -> list[pa.Array | None]:
+    given = _given(uuid)
+    malformed = ~pc.fill_null(pc.match_substring_regex(uuid, _UUID_RE2), True).to_numpy(zero_copy_only=False)
+    copies = copies_in_batch(uuid) if copies is None else np.asarray(copies)
+    repeated = given & (copies > 1)
+    duplicate = None
+    if repeated.any():
+        counts = pa.array(np.where(repeated, copies, 0)).cast(_STRING)
+        texts = pc.binary_join_element_wise(problem(UUID, DUPLICATE_OPEN), counts, DUPLICATE_CLOSE, "")
+        duplicate = pc.if_else(pa.array(repeated), texts, pa.scalar(None, _STRING))
+    missing = _texts(~given, problem(UUID, MISSING)) if required else None
+    return [missing, _texts(malformed, problem(UUID, MALFORMED)), duplicate]
+
+
+def _label(table: pa.Table, n: int) -> tuple[pa.Array, pa.Array | None]:
+    """The label as 0/1 (null when missing or bad) and its problem: validate's `_label`."""
+    if DEFAULT not in table.column_names:
+        return pa.nulls(n, pa.int32()), None
+    text = present(_column(table, DEFAULT))
+    values, parsed = parse_double(text)
+    given = _given(text)
+    bad = given & ~(parsed & ((values == 0.0) | (values == 1.0)))
+    ok = given & ~bad
+    default = pa.array(np.where(ok, values, 0).astype(np.int32), pa.int32(), mask=~ok)
+    return default, _texts(bad, problem(DEFAULT, NOT_A_LABEL))
+
+
+def present(values: pa.Array) -> pa.Array:
+    """The trimmed text of each value, null when it is empty or `NA` (validate's `_present`)."""
+    text = values if values.type == _STRING else pc.cast(values, _STRING)
+    trimmed = pc.utf8_trim(text, characters=" ")  # Spark's trim strips spaces only
+    missing = pc.is_in(pc.utf8_upper(trimmed), value_set=pa.array(MISSING_TOKENS, _STRING))
+    return pc.if_else(missing, pa.scalar(None, _STRING), trimmed)
+
+
+def parse_double(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Spark's `try_cast(text AS DOUBLE)`: the values and a mask of those that parsed.
+
+    Java's grammar (surrounding control characters, a sign, `.5`, `5.`, an exponent, an `f`/`d`
+    suffix, hexadecimal `0x1.8p1`, `NaN`, `Infinity`) plus Spark's literals `inf`, `infinity`, `nan`
+    in any case. Hexadecimal values are rare enough to convert one by one.
+    """
+    s = pc.utf8_trim(text, characters=_JAVA_SPACE)
+    values = np.full(len(text), np.nan)
+    decimal = pc.fill_null(pc.match_substring_regex(s, _DECIMAL), False).to_numpy(zero_copy_only=False)
+    if decimal.any():
+        digits = pc.replace_substring_regex(pc.filter(s, decimal), "[fFdD]$", "")
+        values[decimal] = digits.to_numpy(zero_copy_only=False).astype(np.float64)
+    parsed = decimal.copy()
+    # Anything else is rare (a special literal, hexadecimal, or not a number): one by one.
+    for i in np.flatnonzero(s.is_valid().to_numpy(zero_copy_only=False) & ~decimal):
+        value = _special(s[i].as_py())
+        if value is not None:
+            values[i], parsed[i] = value, True
+    return values, parsed
+
+
+def _special(text: str) -> float | None:
+    word = text.lower()
+    if word in _SPARK_SPECIAL:
+        return _SPARK_SPECIAL[word]
+    if re.fullmatch(_JAVA_SPECIAL, text):
+        return float(text)  # Python reads these words as Java does
+    if re.fullmatch(_HEX, text, flags=re.ASCII):
+        return _from_hex(text.rstrip("fFdD"))
+    return None
+
+
+def _from_hex(text: str) -> float:
+    try:
+        return float.fromhex(text)
+    except OverflowError:  # Java rounds an out-of-range value to infinity
+        return -np.inf if text.startswith("-") else np.inf
+
+
+def _parse_flag(text: pa.Array) -> pa.Array:
+    """Spark's `try_cast(text AS BOOLEAN)`."""
+    lower = pc.utf8_lower(pc.utf8_trim(text, characters=_JAVA_SPACE))
+    true = pc.is_in(lower, value_set=pa.array(_TRUE, _STRING))
+    false = pc.is_in(lower, value_set=pa.array(_FALSE, _STRING))
+    return pc.if_else(true, True, pc.if_else(false, pa.scalar(False), pa.scalar(None, pa.bool_())))
+
+
+def _numbers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A typed numeric or boolean column as float64 and its mask of present values."""
+    as_float = values if values.type == pa.float64() else pc.cast(values, pa.float64(), safe=False)
+    if values.null_count == 0:
+        return as_float.to_numpy(zero_copy_only=False), np.ones(len(values), dtype=bool)
+    return as_float.fill_null(np.nan).to_numpy(zero_copy_only=False), _given(values)
+
+
+def _given(values: pa.Array) -> np.ndarray:
+    if values.null_count == 0:
+        return np.ones(len(values), dtype=bool)
+    return values.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _first_problem(feature: Feature, conditions: list[tuple[np.ndarray, str]], n: int) -> pa.Array | None:
+    """One column of `problem` texts: the first condition that holds, per row, or None if none ever does."""
+    if not any(mask.any() for mask, _ in conditions):
+        return None
+    first = np.full(n, -1)
+    for k in range(len(conditions) - 1, -1, -1):
+        first[conditions[k][0]] = k
+    texts = np.asarray([problem(feature.name, what) for _, what in conditions] + [None], dtype=object)
+    return pa.array(texts[first], _STRING)
+
+
+def _check_feature(feature: Feature, raw: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """The typed column and its problem column (None when no row has a problem)."""
+    dtype, n = raw.type, len(raw)
+    number, boolean = _is_number(dtype), pa.types.is_boolean(dtype)
+    if feature.kind == CATEGORY:
+        return present(raw), None
+    if feature.kind == FLAG:
+        if boolean:
+            return raw, None
+        if number:  # 0 and 1 are false and true; any other number is not a flag
+            value = pc.if_else(pc.equal(raw, 0), False, pc.if_else(pc.equal(raw, 1), True, None))
+            value, given = value.cast(pa.bool_()), raw.is_valid()
+        else:
+            text = present(raw)
+            value, given = _parse_flag(text), text.is_valid()
+        bad = pc.and_(given, value.is_null()).to_numpy(zero_copy_only=False)
+        return value, _first_problem(feature, [(bad, NOT_TRUE_FALSE)], n)
+    whole_type = pa.types.is_integer(dtype)
+    conditions: list[tuple[np.ndarray, str]] = []
+    if number or boolean:
+        values, known = _numbers(raw)
+    else:
+        text = present(raw)
+        values, known = parse_double(text)
+        conditions.append((_given(text) & ~known, NOT_A_NUMBER))
+    with np.errstate(invalid="ignore"):
+        if not whole_type:  # before the ranges: NaN sorts above every number in Spark
+            conditions.append((known & ~np.isfinite(values), NOT_FINITE))
+        if feature.kind in (COUNT, CODE) and not whole_type:
+            conditions.append((known & (values != np.floor(values)), NOT_WHOLE))
+            conditions.append((known & (np.abs(values) > MAX_WHOLE), TOO_LARGE))
+        for op, bound, what in bounds(feature):
+            conditions.append((known & _COMPARE[op](values, bound), what))
+    return _typed(feature, raw, values, known, whole_type), _first_problem(feature, conditions, n)
+
+
+def _typed(feature: Feature, raw: pa.Array, values: np.ndarray, known: np.ndarray, whole: bool) -> pa.Array:
+    if feature.kind not in (COUNT, CODE):
+        if raw.type == pa.float64():  # already the typed column
+            return raw
+        return pa.array(values, pa.float64(), mask=None if known.all() else ~known)
+    if whole:
+        return pc.cast(raw, pa.int64())
+    # try_cast(double AS BIGINT): toward zero, null when it is not finite or out of range.
+    with np.errstate(invalid="ignore"):
+        fits = known & np.isfinite(values) & (values >= -(2.0**63)) & (values < 2.0**63)
+    return pa.array(np.trunc(np.where(fits, values, 0.0)).astype(np.int64), pa.int64(), mask=~fits)
+
+
+def _is_number(dtype: pa.DataType) -> bool:
+    return pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype)

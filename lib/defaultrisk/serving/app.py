@@ -1,0 +1,134 @@
+"""The FastAPI application: `/predict`, `/predict/batch`, `/health` and the generated `/docs`.
+
+Every answer is JSON. What decides a refusal is `checks.check_table` (the nightly job's rules and
+reasons); the body's size, its JSON and its fields are checked first, each with its own 4xx.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+
+from defaultrisk import __version__
+from defaultrisk.serving import openapi
+from defaultrisk.serving.command import MAX_BATCH, MAX_BODY_BYTES, REASON_CODES
+from defaultrisk.serving.request import BadRequest, check_shape, customers_table, parse_json
+from defaultrisk.serving.scorer import Scorer, problems
+
+_CUSTOMER_REF = "#/components/schemas/Customer"
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BadRequest(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, f"body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # nobody is left to answer; not a server error
+        raise BadRequest(400, "client disconnected before sending the whole body") from exc
+    return b"".join(chunks)
+
+
+def _refused(exc: BadRequest) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+
+def create_app(
+    model_dir: str | Path,
+    reason_codes: int = REASON_CODES,
+    max_batch: int = MAX_BATCH,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The service for one model directory, loaded and checked now (a bad model fails here)."""
+    scorer = Scorer.load(model_dir, reason_codes)
+    app = FastAPI(
+        title="defaultrisk", version=__version__, summary="Probability of default, one customer on demand"
+    )
+    app.add_exception_handler(BadRequest, lambda _request, exc: _refused(exc))
+    body_of = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": _CUSTOMER_REF}}},
+        }
+    }
+    batch_body = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": openapi.batch_schema(_CUSTOMER_REF, max_batch)}},
+        }
+    }
+    errors = {400: {"model": openapi.Problem}, 413: {"model": openapi.Problem}}
+
+    @app.post(
+        "/predict",
+        openapi_extra=body_of,
+        responses={200: {"model": openapi.Prediction}, 422: {"model": openapi.Rejected}, **errors},
+    )
+    async def predict(request: Request) -> JSONResponse:
+        """Score one customer; 422 with the nightly job's reasons when the job would reject it."""
+        customer = parse_json(await _body(request, max_body_bytes))
+        check_shape(customer)
+        outcome = scorer.score(customers_table([customer]))
+        if outcome.rejected:
+            reason = outcome.rejected[0]["reason"]
+            return JSONResponse(
+                {"detail": "customer rejected", "reason": reason, "problems": problems(reason)}, 422
+            )
+        return JSONResponse(outcome.predictions[0])
+
+    @app.post(
+        "/predict/batch",
+        openapi_extra=batch_body,
+        responses={200: {"model": openapi.Predictions}, 422: {"model": openapi.BatchRejected}, **errors},
+    )
+    async def predict_batch(request: Request) -> JSONResponse:
+        """Score up to the configured number of customers, all or none: any rejected row refuses the batch."""
+        body = parse_json(await _body(request, max_body_bytes))
+        customers = body.get("customers") if isinstance(body, dict) and set(body) == {"customers"} else None
+        if not isinstance(customers, list) or not customers:
+            raise BadRequest(422, 'a batch is {"customers": [customer, ...]} with at least one customer')
+        if len(customers) > max_batch:
+            raise BadRequest(422, f"{len(customers)} customers: at most {max_batch} per request")
+        for i, customer in enumerate(customers):
+            check_shape(customer, f"customers[{i}]")
+        outcome = scorer.score(customers_table(customers))
+        if outcome.rejected:
+            detail = f"{len(outcome.rejected)} of {len(customers)} customers rejected"
+            return JSONResponse({"detail": detail, "rejected": outcome.rejected}, 422)
+        return JSONResponse({"predictions": outcome.predictions})
+
+    @app.get("/health", response_model=openapi.Health)
+    async def health() -> dict:
+        """The model being served and when it was loaded."""
+        manifest = scorer.manifest
+        return {
+            "status": "ok",
+            "model_version": scorer.model.version,
+            "loaded_at": scorer.loaded_at,
+            "model_created_at": manifest.get("created_at"),
+            "threshold": scorer.model.threshold,
+            "reason_codes": reason_codes,
+            "max_batch": max_batch,
+        }
+
+    def schema() -> dict:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            spec.setdefault("components", {}).setdefault("schemas", {})["Customer"] = (
+                openapi.customer_model().model_json_schema()
+            )
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = schema
+    return app

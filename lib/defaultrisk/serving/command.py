@@ -1,0 +1,53 @@
+"""The service's command line (`defaultrisk serve`, `python -m defaultrisk.serving`): arguments, run.
+
+Importable without the `serve` extra: FastAPI and uvicorn are imported only when the service starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from defaultrisk.errors import EXIT_MODEL, EXIT_OK, EXIT_USAGE, ModelError
+from defaultrisk.schema import FEATURES
+
+MAX_BATCH = 1000
+MAX_BODY_BYTES = 4 * 1024 * 1024
+REASON_CODES = 3
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", required=True, help="a model directory written by the training job")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000, help="port; 0 takes a free one (default 8000)")
+    parser.add_argument(
+        "--reason-codes", type=int, default=REASON_CODES, help="reasons named per customer; 0: off"
+    )
+    parser.add_argument(
+        "--max-batch", type=int, default=MAX_BATCH, help="customers per /predict/batch request"
+    )
+    parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="largest request body")
+
+
+def check_serve_arguments(args: argparse.Namespace) -> str | None:
+    if not 0 <= args.reason_codes <= len(FEATURES):
+        return f"--reason-codes must be 0..{len(FEATURES)}"
+    if args.max_batch < 1 or args.max_body_bytes < 1:
+        return "--max-batch and --max-body-bytes must be at least 1"
+    return None
+
+
+def run_serve(args: argparse.Namespace, spark=None) -> int:
+    """Serve until stopped; a model that fails its checks exits 4 with one line, like the jobs."""
+    problem = check_serve_arguments(args)
+    if problem:
+        print(f"serve: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    from defaultrisk.serving.server import serve
+
+    try:
+        serve(args.model_dir, args.host, args.port, args.reason_codes, args.max_batch, args.max_body_bytes)
+    except ModelError as exc:
+        print(f"serve: error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    return EXIT_OK

@@ -1,0 +1,112 @@
+"""The model as loaded once by the service, and one batch of customers through checks and scoring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from threadpoolctl import threadpool_limits
+
+from defaultrisk.checks import Checked, check_table
+from defaultrisk.grades import MasterScale, grade_of, scale_from_manifest
+from defaultrisk.model import ScoringModel, load_checked
+from defaultrisk.schema import (
+    CATEGORY,
+    FEATURES,
+    GRADE,
+    IS_HIGH_RISK,
+    MODEL_VERSION,
+    PD,
+    REASON_CODES,
+    UUID,
+)
+from defaultrisk.schema_rules import REASON_SEPARATOR
+from defaultrisk.scoring.core import score_matrix
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Either every customer's answer, or every rejected customer's position, uuid and reason."""
+
+    predictions: list[dict] | None = None
+    rejected: list[dict] | None = None
+
+
+@dataclass(frozen=True)
+class Scorer:
+    model: ScoringModel
+    manifest: dict
+    scale: MasterScale
+    reason_codes: int
+    loaded_at: str
+
+    @classmethod
+    def load(cls, model_dir: str | Path, reason_codes: int) -> Scorer:
+        """The model directory read and checked exactly as the scoring job reads it.
+
+        One XGBoost thread: a request holds a row or a few, and the service must not fight its
+        neighbours for cores; a tree's output for a row does not depend on the thread count.
+        """
+        # XGBoost's OpenMP pool (TreeSHAP, DMatrix) would otherwise wake every core for one row.
+        threadpool_limits(1, user_api="openmp")
+        checked = load_checked(model_dir)  # every check the scoring job makes, on the same loader
+        model = ScoringModel.from_payload(checked.payload, nthread=1)
+        loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+        return cls(model, checked.manifest, scale_from_manifest(checked.manifest), reason_codes, loaded_at)
+
+    def score(self, table: pa.Table) -> Outcome:
+        """Check a raw table of customers as the job does; score them all, or say who is refused why.
+
+        A uuid is optional here, but two customers of one request with the same uuid are refused,
+        as the job refuses duplicates within a snapshot.
+        """
+        checked = check_table(table, uuid_required=False)
+        if checked.reason.null_count != len(checked.reason):
+            uuids, reasons = checked.uuid.to_pylist(), checked.reason.to_pylist()
+            rejected = [
+                {"index": i, UUID: uuids[i], "reason": reason} for i, reason in enumerate(reasons) if reason
+            ]
+            return Outcome(rejected=rejected)
+        matrix = feature_matrix(checked)
+        pds, high, reasons = score_matrix(matrix, self.model, self.reason_codes)
+        grades = grade_of(pds, self.scale)  # as the scoring job's `grade` column
+        version = self.model.version
+        predictions = [
+            {
+                UUID: uuid,
+                PD: float(pds[i]),
+                IS_HIGH_RISK: bool(high[i]),
+                GRADE: int(grades[i]) or None,
+                REASON_CODES: reasons[i] if reasons is not None else None,
+                MODEL_VERSION: version,
+            }
+            for i, uuid in enumerate(checked.uuid.to_pylist())
+        ]
+        return Outcome(predictions=predictions)
+
+
+_VOCABULARIES = {f.name: pa.array(f.values, pa.string()) for f in FEATURES if f.kind == CATEGORY}
+
+
+def feature_matrix(checked: Checked) -> np.ndarray:
+    """The float32 matrix of `features.feature_matrix`, straight from the checked Arrow columns.
+
+    The same values without a pandas frame per request: numbers through float64 to float32, a
+    category as its index in the schema's vocabulary, NaN for missing or unseen. A test holds it
+    equal to `features.feature_matrix` on every row of a generated snapshot.
+    """
+    matrix = np.empty((len(checked.uuid), len(FEATURES)), dtype=np.float32)
+    for j, feature in enumerate(FEATURES):
+        column = checked.features[feature.name]
+        if feature.kind == CATEGORY:
+            column = pc.index_in(column, value_set=_VOCABULARIES[feature.name])
+        matrix[:, j] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    return matrix
+
+
+def problems(reason: str) -> list[str]:
+    return reason.split(REASON_SEPARATOR)
