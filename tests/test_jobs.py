@@ -288,7 +288,7 @@ def test_scoring_twice_gives_identical_rows_and_results_bytes(spark, trained, sn
             spark.conf.set(key_batch, batch)
             spark.conf.set(key_shuffle, shuffle)
             out = tmp_path / f"run-{batch}"
-            results = out / "results.csv"
+            results = tmp_path / f"results-{batch}.csv"  # beside the table, never inside it
             assert (
                 _score(
                     spark, capsys, trained[0], snapshot[0], out, "2026-11-21", "--results-csv", str(results)

@@ -10,7 +10,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +24,15 @@ from pyspark.sql import SparkSession
 import defaultrisk
 from defaultrisk.backtest.command import add_backtest_arguments, run_backtest_job
 from defaultrisk.config import CONF_DIR, INPUT_FORMATS, load_score_config, load_train_config
-from defaultrisk.errors import EXIT_FAILURE, EXIT_OK, DefaultRiskError, warning_exit
+from defaultrisk.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    DefaultRiskError,
+    Terminated,
+    warning_exit,
+)
 from defaultrisk.progress import Heartbeat
 from defaultrisk.serving.command import add_serve_arguments, check_serve_arguments, run_serve
 from defaultrisk.session import build_session
@@ -76,6 +86,7 @@ def run_job(
     """
     configure_logging()
     own_session = spark is None
+    previous = _on_sigterm(_terminate)
     summary, code, reason = None, EXIT_OK, ""
     try:
         cfg = load_config()
@@ -91,13 +102,19 @@ def run_job(
             summary = pipeline(spark, cfg)
     except DefaultRiskError as exc:
         code, reason = exc.exit_code, f"{app_name}: error: {exc}"
+    except KeyboardInterrupt:  # PySpark turns Ctrl-C into this and cancels the running Spark jobs
+        code, reason = (
+            EXIT_INTERRUPTED,
+            f"{app_name}: interrupted (Ctrl-C); the live outputs are as they were",
+        )
+    except Terminated:
+        code, reason = EXIT_TERMINATED, f"{app_name}: terminated (SIGTERM); the live outputs are as they were"
     except Exception as exc:
-        log.exception("%s failed", app_name)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        code, reason = EXIT_FAILURE, f"{app_name}: failed: {type(exc).__name__}: {first}"
+        code, reason = EXIT_FAILURE, _failure_line(app_name, exc, spark)
     finally:
         if own_session and spark is not None:
-            spark.stop()
+            _stop_quietly(spark)
+        _on_sigterm(previous)
     # After the session has stopped, so the reason or the summary is the last line of its stream.
     if code != EXIT_OK:
         print(reason, file=sys.stderr, flush=True)
@@ -107,6 +124,45 @@ def run_job(
         print(f"{app_name}: warning: {warning}", file=sys.stderr, flush=True)
     print(json.dumps(summary, default=str), flush=True)
     return code
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler (main thread only; signals go nowhere else); return the previous one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _jvm_gone(spark: SparkSession | None) -> bool:
+    if spark is None:
+        return False
+    try:
+        spark.sparkContext._jvm.java.lang.System.currentTimeMillis()
+    except Exception:
+        return True
+    return False
+
+
+def _failure_line(app_name: str, exc: Exception, spark: SparkSession | None) -> str:
+    """The one line an unexpected failure ends with; a JVM that died (e.g. out of memory) says so."""
+    if _jvm_gone(spark):
+        return f"{app_name}: failed: Spark's JVM is gone (killed, e.g. out of memory)"
+    log.exception("%s failed", app_name)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{app_name}: failed: {type(exc).__name__}: {first}"
+
+
+def _stop_quietly(spark: SparkSession) -> None:
+    """Stop Spark; when its JVM is already gone, a warning, so the reason line stays the last."""
+    try:
+        spark.stop()
+    except Exception as exc:
+        text = str(exc).strip()
+        log.warning("could not stop Spark: %s", text.splitlines()[0] if text else type(exc).__name__)
 
 
 # -- train -------------------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ EXIT_OUTPUT = 5
 EXIT_DRIFT = 6  # the population moved beyond the configured PSI limit (scores written)
 EXIT_PARTIAL = 7  # a backfill left dates unscored (missing or unreadable input); the others are written
 EXIT_TEST_FAILED = 8  # a backtest's configured test failed (its results are written)
+EXIT_LOCKED = 9  # another run holds the snapshot date's lock; nothing was read or written
+# A run stopped from outside: the shell's convention, 128 + the signal's number.
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (a scheduler's kill, a container stopping)
 
 
 def warning_exit(summary: dict) -> tuple[int, str | None]:
@@ -57,3 +61,17 @@ class OutputError(DefaultRiskError):
     """An output could not be written."""
 
     exit_code = EXIT_OUTPUT
+
+
+class LockedError(DefaultRiskError):
+    """Another run holds the lock of the snapshot date this run would write."""
+
+    exit_code = EXIT_LOCKED
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised by the job's signal handler so that it unwinds like Ctrl-C: staging is removed,
+    an interrupted swap rolled back, the run log gets its failed row. Not an `Exception`, so that no
+    `except Exception` on the way swallows it."""
+
+    exit_code = EXIT_TERMINATED

@@ -9,6 +9,7 @@ from defaultrisk.errors import DefaultRiskError, InputError
 from defaultrisk.model import CheckedModel, load_checked
 from defaultrisk.scoring.backfill import OK, backfill, for_day, plan
 from defaultrisk.scoring.catalog import register_tables
+from defaultrisk.scoring.paths import check_paths
 from defaultrisk.scoring.run import log_failed_date, logged_run
 from defaultrisk.scoring.udf import check_executor_libraries
 
@@ -16,11 +17,13 @@ from defaultrisk.scoring.udf import check_executor_libraries
 def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
     """Score one snapshot date, or each date of a backfill (`date_to`) as its own atomic run.
 
-    In a backfill, a date whose input is missing or unreadable is reported and the others still run
-    (status "partial"); a model or output failure stops the backfill (dates already done stay done).
+    Every path is checked against the others first. In a backfill, a date whose input is missing or
+    unreadable is reported and the others still run (status "partial"); a model or output failure
+    stops the backfill (dates already done stay done).
     """
     if cfg.snapshot_date is None:
         raise InputError("a snapshot date is required")
+    check_paths(spark, cfg)  # before anything is read or written, dry runs included
     if cfg.dry_run:
         return plan(spark, cfg)
     models = check_models(spark, cfg)

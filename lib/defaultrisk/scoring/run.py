@@ -1,7 +1,9 @@
 """One snapshot date as one transaction: stage every output, check the counts, then swap them in.
 
 Everything is written to staging first; the live partitions and results.csv are replaced only once
-all of it is complete, by renames. Each run, successful or not, appends its row to the run log.
+all of it is complete, by renames kept in a journal. The date's lock is held from before the input is
+read until the drift report is written. Each run, successful, failed or interrupted, appends its row to
+the run log.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from pyspark.sql import functions as F
 
 from defaultrisk import __version__
 from defaultrisk.config import ScoreConfig, as_dict
-from defaultrisk.errors import OutputError
+from defaultrisk.errors import OutputError, Terminated
+from defaultrisk.fs import kind
 from defaultrisk.grades import grade_column, scale_from_manifest
 from defaultrisk.model import CheckedModel
 from defaultrisk.read import read_raw
 from defaultrisk.schema import GRADE, MODEL_VERSION, PD, SCORED_AT, UUID
-from defaultrisk.scoring import runlog, staging
+from defaultrisk.scoring import journal, runlog, staging
 from defaultrisk.scoring.drift_report import drift_report
+from defaultrisk.scoring.lock import date_lock
 from defaultrisk.scoring.udf import score_partitions
 from defaultrisk.validate import SKIPPED, entry_contract, rejected_rows, valid_rows
 
@@ -125,11 +129,29 @@ def _mark(spark, parts, cfg: ScoreConfig, model: CheckedModel, run: dict, counts
 
 
 def _swap_in(spark: SparkSession, cfg: ScoreConfig, staged: Staged) -> tuple[str, str]:
-    partition = staging.swap_in(spark, staged.scores)
-    rejects_partition = staging.swap_in(spark, staged.rejects)
+    results = None
     if staged.results_csv:
-        staging.swap_in_results_csv(spark, staged.results_csv, cfg.results_csv)
-    return partition, rejects_partition
+        # Checked again under the lock, after hours of scoring: a folder there would fail the last rename.
+        if kind(spark, cfg.results_csv) == "folder":
+            raise OutputError(f"cannot replace {cfg.results_csv}: it is a folder")
+        results = (staged.results_csv, cfg.results_csv)
+    journal.swap(spark, cfg.output_dir, cfg.snapshot_date, [staged.scores, staged.rejects], results)
+    return staged.scores.partition, staged.rejects.partition
+
+
+def _write_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run: dict):
+    """Under the date's lock: finish interrupted swaps, stage, swap, then remove killed runs' leftovers."""
+    journal.recover(spark, cfg.output_dir, cfg.snapshot_date, run["run_id"])
+    raw = read_raw(spark, cfg.input_path, cfg.input_format)
+    validated = entry_contract(raw, labelled=False, skip_labelled=cfg.unlabeled_only)
+    log.info("read and checked for duplicates in %.1fs", time.monotonic() - run["clock"])
+    staged = _stage(spark, cfg, model, validated, run)
+    partitions = _swap_in(spark, cfg, staged)
+    log.info("run %s complete: %s and %s replaced", run["run_id"], *partitions)
+    roots = [cfg.output_dir, cfg.effective_rejects_dir]
+    for leftover in staging.remove_leftovers(spark, roots, cfg.snapshot_date, cfg.results_csv):
+        log.warning("removed %s, left by a run that was killed", leftover)
+    return staged, partitions, validated.filter(~F.col(SKIPPED)).drop(SKIPPED)
 
 
 def score_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run_id: str) -> dict:
@@ -138,19 +160,11 @@ def score_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run_i
     Returns the run's summary.
     """
     run = {"run_id": run_id, "started_at": datetime.now(UTC), "clock": time.monotonic()}
-    for root in (cfg.output_dir, cfg.effective_rejects_dir):
-        for leftover in staging.leftover_runs(spark, root):
-            log.warning("a run that died mid-write left %s (see README, Guarantees)", leftover)
-    raw = read_raw(spark, cfg.input_path, cfg.input_format)
-    validated = entry_contract(raw, labelled=False, skip_labelled=cfg.unlabeled_only)
-    log.info("read and checked for duplicates in %.1fs", time.monotonic() - run["clock"])
-    staged = _stage(spark, cfg, model, validated, run)
-    partition, rejects_partition = _swap_in(spark, cfg, staged)
-    log.info("run %s complete: %s and %s replaced", run_id, partition, rejects_partition)
-    counts = staged.counts
-    # After the swap: a run that fails leaves no drift report for scores it did not write.
-    considered = validated.filter(~F.col(SKIPPED)).drop(SKIPPED)
-    drift = drift_report(cfg, model.manifest, considered, partition, counts["input_rows"])
+    with date_lock(spark, cfg.output_dir, cfg.snapshot_date, run_id):
+        staged, (partition, rejects_partition), considered = _write_date(spark, cfg, model, run)
+        counts = staged.counts
+        # After the swap: a run that fails leaves no drift report for scores it did not write.
+        drift = drift_report(cfg, model.manifest, considered, partition, counts["input_rows"])
     summary = {
         "snapshot_date": cfg.snapshot_date.isoformat(),
         "model_version": model.version,
@@ -171,6 +185,15 @@ def score_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run_i
     return summary
 
 
+def _stopped(exc: BaseException) -> str:
+    """The run log's error for a run stopped from outside."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(exc, Terminated):
+        return "terminated (SIGTERM)"
+    return f"stopped ({type(exc).__name__})"
+
+
 def logged_run(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel) -> dict:
     """`score_date` with its row in the run log, whether it succeeds or fails."""
     started_at = datetime.now(UTC)
@@ -178,10 +201,12 @@ def logged_run(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel) -> di
     log.info("score run %s config: %s", run_id, json.dumps(as_dict(cfg), default=str))
     start = runlog.RunStart(run_id, cfg.snapshot_date, cfg.input_path, started_at)
     record = partial(runlog.run_record, start)
+    runlog.locate(spark, cfg.output_dir)
     try:
         summary = score_date(spark, cfg, model, run_id)
-    except Exception as exc:
-        failed = record(datetime.now(UTC), runlog.FAILED, model_version=model.version, error=str(exc))
+    except BaseException as exc:  # Ctrl-C and SIGTERM get their row too
+        error = str(exc) if isinstance(exc, Exception) else _stopped(exc)
+        failed = record(datetime.now(UTC), runlog.FAILED, model_version=model.version, error=error)
         runlog.append_run_quietly(spark, cfg.output_dir, failed)
         raise
     fields = {k: summary[k] for k in ("model_version", "input_rows", "scored_rows", "rejected_rows")}

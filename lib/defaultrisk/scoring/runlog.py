@@ -1,5 +1,7 @@
 """The run log: one row per scoring run, appended to `<table root>/_runs/` (Parquet).
 
+Each row is its own Parquet file, written beside the folder and renamed into it through the file system,
+so runs for different dates never share a writer (Spark's committer would share `_runs/_temporary`).
 It answers "what happened on the 14th?": which run wrote a date, with which model and code, from which
 input, how many rows went where, what the scores looked like, and how the run ended. Parquet readers of
 the scored table skip the folder (its name starts with `_`); read it on its own, or through the
@@ -9,14 +11,19 @@ the scored table skip the folder (its name starts with `_`); read it on its own,
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from defaultrisk import __version__
+from defaultrisk.fs import local_path, put_file, rename
 from defaultrisk.schema import IS_HIGH_RISK, PD
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,20 @@ RUN_LOG_SCHEMA = T.StructType(
         T.StructField("error", T.StringType(), True),
     ]
 )
+
+
+# The same columns for pyarrow; every column nullable, as Spark reads any Parquet file.
+_ARROW_TYPES = {
+    T.StringType(): pa.string(),
+    T.DateType(): pa.date32(),
+    T.LongType(): pa.int64(),
+    T.DoubleType(): pa.float64(),
+    T.TimestampType(): pa.timestamp("us", tz="UTC"),
+}
+RUN_LOG_ARROW = pa.schema([pa.field(f.name, _ARROW_TYPES[f.dataType]) for f in RUN_LOG_SCHEMA.fields])
+# Where each run log lives on the local disk (None: elsewhere), learnt while the JVM is up, so that a
+# run whose JVM died can still write its failed row to a local table.
+_LOCAL_FOLDERS: dict[str, str | None] = {}
 
 
 def runs_path(table_root: str) -> str:
@@ -101,10 +122,34 @@ def run_record(start: RunStart, finished_at: datetime, status: str, **fields) ->
     return record
 
 
+def locate(spark: SparkSession, table_root: str) -> None:
+    """Learn where the table's run log lives, once, while the JVM is there to ask."""
+    folder = runs_path(table_root)
+    if folder not in _LOCAL_FOLDERS:
+        _LOCAL_FOLDERS[folder] = local_path(spark, folder)
+
+
 def append_run(spark: SparkSession, table_root: str, record: dict) -> None:
-    """Append one row to the run log (a new small Parquet file; earlier rows are never rewritten)."""
-    row = spark.createDataFrame([tuple(record[f.name] for f in RUN_LOG_SCHEMA.fields)], RUN_LOG_SCHEMA)
-    row.coalesce(1).write.mode("append").parquet(runs_path(table_root))
+    """Add one row to the run log: its own small Parquet file, renamed in whole; rows are never rewritten.
+
+    The file is written under a name starting with `_` (which readers skip), then renamed to
+    `part-RUN_ID.parquet`.
+    """
+    folder = runs_path(table_root)
+    locate(spark, table_root)
+    row = pa.Table.from_pylist([record], schema=RUN_LOG_ARROW)
+    name = f"part-{record['run_id']}.parquet"
+    local = _LOCAL_FOLDERS[folder]
+    if local is not None:
+        os.makedirs(local, exist_ok=True)
+        partial = os.path.join(local, f"_{name}.tmp")
+        pq.write_table(row, partial)
+        os.replace(partial, os.path.join(local, name))
+        return
+    with tempfile.TemporaryDirectory(prefix="runlog-") as scratch:
+        pq.write_table(row, os.path.join(scratch, name))
+        put_file(spark, os.path.join(scratch, name), f"{folder}/_{name}.tmp")
+    rename(spark, f"{folder}/_{name}.tmp", f"{folder}/{name}")
 
 
 def append_run_quietly(spark: SparkSession, table_root: str, record: dict) -> None:

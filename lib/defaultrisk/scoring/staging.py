@@ -7,6 +7,7 @@ everything is written does `swap_in` replace the live partition (the old one goe
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -18,12 +19,14 @@ from defaultrisk.errors import OutputError
 from defaultrisk.fs import (
     delete_path,
     first_line,
+    io_failure,
     list_children,
     list_files,
     mkdirs,
     path_exists,
     remove_if_empty,
     rename,
+    rename_to_absent,
     write_text,
 )
 from defaultrisk.read import CSV_SEPARATOR
@@ -32,6 +35,8 @@ from defaultrisk.schema import PD, SNAPSHOT_DATE, UUID
 SUCCESS_MARKER = "_SUCCESS"  # in each finished partition: what downstream sensors wait on
 STAGING_DIR = "_staging"
 TRASH_DIR = "_trash"
+# results.csv's staged files beside it: `results.csv.RUN_ID.tmp` and `results.csv.RUN_ID.staging`.
+RUN_ID_PATTERN = r"\d{8}T\d{6}Z-[0-9a-f]{8}"
 
 
 def partition_path(root: str, snapshot_date: date) -> str:
@@ -66,6 +71,9 @@ def stage_partition(df: DataFrame, root: str, snapshot_date: date, run_id: str) 
         discard(spark, result)
         if isinstance(exc, AnalysisException):
             raise OutputError(f"cannot write {staged}: {first_line(exc)}") from exc
+        reason = io_failure(exc) if isinstance(exc, Exception) else None
+        if reason:  # no space left, not a folder, no permission: the file system's own words
+            raise OutputError(f"cannot write {staged}: {reason}") from exc
         raise
     return result
 
@@ -84,39 +92,62 @@ def mark_staged(spark: SparkSession, staged: StagedPartition, marker: dict) -> N
     write_text(spark, f"{staged.staged}/{SUCCESS_MARKER}", text)
 
 
+def trash_path(staged: StagedPartition) -> str:
+    """Where the swap moves the live partition it replaces."""
+    return f"{staged.root}/{TRASH_DIR}/{staged.run_id}/{staged.partition.rsplit('/', 1)[-1]}"
+
+
 def swap_in(spark: SparkSession, staged: StagedPartition) -> str:
-    """Replace the live partition by the staged one with two directory renames; other dates untouched.
+    """Replace one live partition by the staged one with two folder renames; other dates untouched.
 
     The old partition moves to `ROOT/_trash/RUN_ID/` and is deleted once the new one is in place.
+    (A run swaps its tables through `journal.swap`, which does this for each and can be resumed.)
     """
-    trash_root = f"{staged.root}/{TRASH_DIR}/{staged.run_id}"
     if path_exists(spark, staged.partition):
-        trashed = f"{trash_root}/{staged.partition.rsplit('/', 1)[-1]}"
-        mkdirs(spark, trash_root)
-        rename(spark, staged.partition, trashed)
-    rename(spark, staged.staged, staged.partition)
-    _remove_run_folders(spark, staged)
+        mkdirs(spark, f"{staged.root}/{TRASH_DIR}/{staged.run_id}")
+        rename_to_absent(spark, staged.partition, trash_path(staged))
+    rename_to_absent(spark, staged.staged, staged.partition)
+    remove_run_folders(spark, staged.root, staged.run_id)
     return staged.partition
 
 
 def discard(spark: SparkSession, staged: StagedPartition) -> None:
     """Remove what a failed run staged; the live partition was never touched."""
-    _remove_run_folders(spark, staged)
+    remove_run_folders(spark, staged.root, staged.run_id)
 
 
-def _remove_run_folders(spark: SparkSession, staged: StagedPartition) -> None:
+def remove_run_folders(spark: SparkSession, root: str, run_id: str) -> None:
     for folder in (STAGING_DIR, TRASH_DIR):
-        parent = f"{staged.root}/{folder}"
-        delete_path(spark, f"{parent}/{staged.run_id}")
+        parent = f"{root}/{folder}"
+        delete_path(spark, f"{parent}/{run_id}")
         remove_if_empty(spark, parent)
 
 
-def leftover_runs(spark: SparkSession, root: str) -> list[str]:
-    """Staging or trash folders of runs that died mid-write (see README, "Guarantees")."""
-    found = []
-    for folder in (STAGING_DIR, TRASH_DIR):
-        found.extend(list_children(spark, f"{root.rstrip('/')}/{folder}"))
-    return sorted(found)
+def remove_leftovers(
+    spark: SparkSession, roots: list[str], snapshot_date: date, results: str | None
+) -> list[str]:
+    """Delete what killed runs left of this date: their staged and trashed partitions under each root,
+    and their staged results files beside `results`. The caller holds the date's lock and its own run
+    has finished, so whatever is left of this date belongs to no living run. Returns what was removed."""
+    removed = []
+    name = partition_path("", snapshot_date).lstrip("/")
+    for root in roots:
+        for folder in (STAGING_DIR, TRASH_DIR):
+            for run_folder in list_children(spark, f"{root.rstrip('/')}/{folder}"):
+                leftover = f"{run_folder}/{name}"
+                if path_exists(spark, leftover):
+                    delete_path(spark, leftover)
+                    removed.append(leftover)
+                    remove_if_empty(spark, run_folder)
+            remove_if_empty(spark, f"{root.rstrip('/')}/{folder}")
+    if results:
+        folder, _, base = results.rstrip("/").rpartition("/")
+        pattern = re.compile(rf"{re.escape(base)}\.{RUN_ID_PATTERN}\.(tmp|staging)")
+        for entry in list_children(spark, folder or "."):
+            if pattern.fullmatch(entry.rsplit("/", 1)[-1]):
+                delete_path(spark, entry)
+                removed.append(entry)
+    return removed
 
 
 def stage_results_csv(df: DataFrame, path: str, decimals: int, run_id: str) -> str:
