@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from defaultrisk.errors import ConfigError
-from defaultrisk.schema import FEATURES
+from defaultrisk.schema import CATEGORY, FEATURES
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 INPUT_FORMATS = ("auto", "csv", "parquet")
@@ -32,8 +32,11 @@ class XGBoostParams:
     min_child_weight: float = 1.0
     reg_lambda: float = 1.0
     nthread: int = 2
+    # A credit team's stated directions: (feature, +1 risk never falls / -1 never rises as it grows).
+    monotone_constraints: tuple[tuple[str, int], ...] = ()
 
     def booster_params(self, seed: int) -> dict:
+        constraints = dict(self.monotone_constraints)
         return {
             "objective": "binary:logistic",
             "eval_metric": "logloss",
@@ -46,6 +49,7 @@ class XGBoostParams:
             "lambda": self.reg_lambda,
             "nthread": self.nthread,
             "seed": seed,
+            **({"monotone_constraints": constraints} if constraints else {}),
         }
 
 
@@ -78,11 +82,35 @@ class SelectionConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """A seeded random search over XGBoost's main parameters, off by default."""
+    """Successive halving over XGBoost's main parameters: a fixed list of well-known settings plus
+    `candidates` seeded random draws; the budget is in trees, the time only a logged safety stop."""
 
-    enabled: bool = False
+    enabled: bool = True
     candidates: int = 12
     time_budget_seconds: float = 300.0
+    # Each rung keeps the best 1/halving_factor of the candidates and gives them halving_factor times
+    # the budget; the first rung's budget is learning_rate x trees (so slow learners get more trees).
+    halving_factor: int = 3
+    first_rung_budget: float = 2.0
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The untuned challenger fitted in every run: fixed, widely used settings, no resampling."""
+
+    enabled: bool = True
+    n_estimators: int = 600
+    max_depth: int = 4
+    learning_rate: float = 0.05
+    min_child_weight: float = 5.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.7
+    reg_lambda: float = 1.0
+
+    def params(self, base: XGBoostParams) -> XGBoostParams:
+        """The baseline's parameters; threads and monotone constraints are the run's."""
+        fixed = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "enabled"}
+        return dataclasses.replace(base, **fixed)
 
 
 @dataclass(frozen=True)
@@ -102,6 +130,7 @@ class TrainConfig:
     max_driver_rows: int | None = None
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     xgboost: XGBoostParams = field(default_factory=XGBoostParams)
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
 
@@ -194,7 +223,10 @@ def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
     """Read `conf/train.toml` (or `path`) and apply the command line's values."""
     raw = _read_toml(path, "train.toml")
     raw = dict(raw)
-    xgb = _build(XGBoostParams, raw.pop("xgboost", {}), "xgboost")
+    monotone = _monotone(raw.pop("monotone", {}))
+    if "monotone_constraints" in raw.get("xgboost", {}):
+        raise ConfigError("monotone constraints go in their own [monotone] section: feature = -1 | 0 | 1")
+    xgb = _build(XGBoostParams, {**raw.pop("xgboost", {}), "monotone_constraints": monotone}, "xgboost")
     threshold = _build(ThresholdRule, raw.pop("threshold", {}), "threshold")
     selection_values = dict(raw.pop("selection", {}))
     for key in ("undersampling_ratios", "class_weight_ratios", "calibration_methods"):
@@ -202,10 +234,12 @@ def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
             selection_values[key] = tuple(selection_values[key])
     selection = _build(SelectionConfig, selection_values, "selection")
     search = _build(SearchConfig, raw.pop("search", {}), "search")
+    baseline = _build(BaselineConfig, raw.pop("baseline", {}), "baseline")
     train = raw.pop("train", {})
     if raw:
         raise ConfigError(f"unknown section(s) in train config: {', '.join(sorted(raw))}")
     sections = {"xgboost": xgb, "threshold": threshold, "selection": selection, "search": search}
+    sections["baseline"] = baseline
     cfg = _build(TrainConfig, {**train, **overrides, **sections}, "train")
     _check_format(cfg.input_format)
     if not 0.0 < cfg.holdout_fraction < 1.0:
@@ -219,11 +253,26 @@ def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
         raise ConfigError(f"threshold cost_ratio must be above 0, not {threshold.cost_ratio}")
     _check_selection(selection)
     check_sampling(cfg)
-    if search.candidates < 1 or not search.time_budget_seconds > 0:
-        raise ConfigError("search needs candidates >= 1 and time_budget_seconds > 0")
+    if search.candidates < 0 or not search.time_budget_seconds > 0:
+        raise ConfigError("search needs candidates >= 0 and time_budget_seconds > 0")
+    if search.halving_factor < 2 or not search.first_rung_budget > 0:
+        raise ConfigError("search needs halving_factor >= 2 and first_rung_budget > 0")
     if xgb.n_estimators < selection.round_step:
         raise ConfigError(f"xgboost n_estimators must be at least round_step ({selection.round_step})")
     return cfg
+
+
+def _monotone(section: dict) -> tuple[tuple[str, int], ...]:
+    """`[monotone]`: feature = -1 | 0 | 1, for known features XGBoost reads as numbers; schema order."""
+    kinds = {f.name: f.kind for f in FEATURES}
+    for name, direction in section.items():
+        if name not in kinds:
+            raise ConfigError(f"[monotone] names an unknown feature: {name!r}")
+        if kinds[name] == CATEGORY:
+            raise ConfigError(f"[monotone] {name} is categorical: only numeric features can be monotone")
+        if isinstance(direction, bool) or direction not in (-1, 0, 1):
+            raise ConfigError(f"[monotone] {name} must be -1, 0 or 1, not {direction!r}")
+    return tuple((f.name, int(section[f.name])) for f in FEATURES if section.get(f.name))
 
 
 def _is_number(value) -> bool:
