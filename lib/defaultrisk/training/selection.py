@@ -9,7 +9,6 @@ every metric weighted back by it, so scores and choices are those of the real ba
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -175,10 +174,14 @@ def cross_validate(
     `patience` checkpoints. Returns None if `deadline` (time.monotonic) passes first.
     """
     started = time.monotonic()
-    runs = [_FoldRun(rows, fold, strategy, params) for fold in rows.folds]
-    # The folds grow side by side, one thread each (XGBoost releases the GIL); every fold's booster is
-    # seeded and single-threaded as configured, so the result does not depend on the thread count.
-    pool = ThreadPoolExecutor(max_workers=min(len(runs), os.cpu_count() or 1))
+    # The folds grow side by side, each on its own thread from start to end (XGBoost releases the GIL).
+    # XGBoost's random engine is per thread: a fold that always runs on its own thread draws the same
+    # subsamples whatever the scheduling, so the result is the same on any machine.
+    threads = [ThreadPoolExecutor(max_workers=1) for _ in rows.folds]
+    runs = [
+        t.submit(_FoldRun, rows, fold, strategy, params).result()
+        for t, fold in zip(threads, rows.folds, strict=True)
+    ]
     sampling_rate = np.ones(len(rows.labels))
     for run in runs:
         sampling_rate[run.valid_rows] = run.sampling_rate
@@ -188,10 +191,11 @@ def cross_validate(
     best = -1
     for c, trees in enumerate(checkpoints):
         if deadline is not None and time.monotonic() > deadline:
-            pool.shutdown()
+            _shutdown(threads)
             return None
         raw = np.empty(len(rows.labels))
-        grown = list(pool.map(lambda run, t=int(trees): run.grow_to(t), runs))
+        futures = [t.submit(run.grow_to, int(trees)) for t, run in zip(threads, runs, strict=True)]
+        grown = [f.result() for f in futures]
         for f, run in enumerate(runs):
             raw[run.valid_rows] = grown[f]
             pds = prior_correction(raw[run.valid_rows], run.sampling_rate * rows.negative_rate)
@@ -203,7 +207,7 @@ def cross_validate(
             oof_raw = raw
         elif c - best >= selection.patience:
             break
-    pool.shutdown()
+    _shutdown(threads)
     return CVResult(
         stopped_early=c < len(checkpoints) - 1,
         strategy=strategy,
@@ -224,6 +228,11 @@ def train_booster(
 ) -> xgb.Booster:
     """A booster of `rounds` trees on the given rows; `weight` is the defaulters' (scale_pos_weight)."""
     return xgb.train(booster_params(params, seed, weight), dmatrix(matrix, labels), num_boost_round=rounds)
+
+
+def _shutdown(threads: list[ThreadPoolExecutor]) -> None:
+    for thread in threads:
+        thread.shutdown()
 
 
 def compare_strategies(
