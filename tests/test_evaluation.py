@@ -42,6 +42,7 @@ from defaultrisk.training.resampling import (
 from defaultrisk.training.search import LIBRARY_DEFAULTS, candidate_list, halving_search, rung_trees
 from defaultrisk.training.selection import (
     CVRows,
+    CVRun,
     _FoldRun,
     best_result,
     compare_calibrations,
@@ -268,10 +269,26 @@ def test_search_lists_the_untuned_settings_first_then_seeded_draws():
     assert listed == candidate_list(QUICK, 4, SEED)
     assert listed[2:] != candidate_list(QUICK, 4, SEED + 1)[2:]
     assert len(set(listed)) == 6
-    # A rung's budget is learning rate x trees: a slower learner gets more trees, never above the cap.
-    assert rung_trees(replace(QUICK, learning_rate=0.05), 2.0) == 40
-    assert rung_trees(replace(QUICK, learning_rate=0.01), 2.0) == QUICK.n_estimators
-    assert rung_trees(QUICK, None) == QUICK.n_estimators
+    # A rung's budget is learning rate x trees (rounded up to the reading step): a slower learner gets
+    # more trees, never above the cap.
+    assert rung_trees(replace(QUICK, learning_rate=0.05), 2.0, 20) == 40
+    assert rung_trees(replace(QUICK, learning_rate=0.06), 2.0, 20) == 40
+    assert rung_trees(replace(QUICK, learning_rate=0.01), 2.0, 20) == QUICK.n_estimators
+    assert rung_trees(QUICK, None, 20) == QUICK.n_estimators
+
+
+def test_a_cross_validation_resumed_in_steps_equals_one_run_to_the_end(generated, folds):
+    matrix, labels, _, _ = generated
+    rows = CVRows(matrix, labels, folds, SEED)
+    params = replace(QUICK, subsample=0.7, colsample_bytree=0.6, learning_rate=0.05)
+    whole = cross_validate(rows, Strategy(NO_RESAMPLING), params, CV_SETTINGS)
+    run = CVRun(rows, Strategy(NO_RESAMPLING), params, CV_SETTINGS)
+    first = run.advance(20)
+    assert first.rounds == 20
+    stepped = run.advance(params.n_estimators)
+    run.close()
+    assert (stepped.rounds, stepped.score) == (whole.rounds, whole.score)
+    np.testing.assert_array_equal(stepped.oof_raw, whole.oof_raw)
 
 
 def test_successive_halving_is_seeded_halves_and_stops_only_at_its_safety_budget(generated, folds):
@@ -288,11 +305,11 @@ def test_successive_halving_is_seeded_halves_and_stops_only_at_its_safety_budget
         {"budget": None, "candidates": 2, "kept": 1},
     ]
     assert len(first.results) == 6
-    full = [r for r in first.results if r.params.n_estimators == QUICK.n_estimators]
-    short = [r for r in first.results if r.params.n_estimators < QUICK.n_estimators]
-    assert len(full) == 2 and short
-    # The survivors were the best of the first rung, measured at its budget.
-    assert max(r.score for r in full if r.params.learning_rate >= 0.1) <= max(r.score for r in short)
+    # Each result is the candidate's own parameters, measured as far as the halving let it grow.
+    assert [r.params for r in first.results] == candidate_list(QUICK, 4, SEED)
+    # Only the two survivors may grow past the first rung's budget (rounded up to the reading step).
+    grown = [r for r in first.results if r.rounds > rung_trees(r.params, 1.0, 20)]
+    assert len(grown) <= 2
     cut = halving_search(*args, replace(search, time_budget_seconds=1e-9))
     assert cut.stopped_by_time
     assert cut.results == []

@@ -22,7 +22,7 @@ import numpy as np
 from defaultrisk.config import SearchConfig, SelectionConfig, XGBoostParams
 from defaultrisk.training.metrics import LOWER_IS_BETTER
 from defaultrisk.training.resampling import Strategy
-from defaultrisk.training.selection import CVResult, CVRows, cross_validate
+from defaultrisk.training.selection import CVResult, CVRows, CVRun
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,12 @@ def candidate_list(base: XGBoostParams, draws: int, seed: int) -> list[XGBoostPa
     return list(dict.fromkeys(listed))
 
 
-def rung_trees(params: XGBoostParams, budget: float | None) -> int:
-    """Trees a candidate may grow at a rung: budget / learning rate, at most n_estimators (None: all)."""
+def rung_trees(params: XGBoostParams, budget: float | None, step: int) -> int:
+    """Trees a candidate may grow at a rung: budget / learning rate, rounded up to the `step` at which
+    cross-validation reads its score, at most n_estimators (None: n_estimators)."""
     if budget is None:
         return params.n_estimators
-    return max(1, min(params.n_estimators, math.ceil(budget / params.learning_rate)))
+    return min(params.n_estimators, step * math.ceil(budget / params.learning_rate / step))
 
 
 def _survivors(measured: dict[int, CVResult], keep: int, metric: str) -> list[int]:
@@ -104,29 +105,46 @@ def _survivors(measured: dict[int, CVResult], keep: int, metric: str) -> list[in
 
 
 class _Rungs:
-    """One search's candidates and each one's latest cross-validated result."""
+    """One search's candidates, each one's latest result, and the runs still worth growing.
+
+    A survivor's folds keep growing from where the last rung left them, never from the start; a
+    candidate is closed as soon as it falls out of the rung's best `keep`, so at most keep + 1 runs hold
+    their folds in memory.
+    """
 
     def __init__(self, rows: CVRows, strategy: Strategy, selection: SelectionConfig, deadline: float):
         self.rows, self.strategy, self.selection, self.deadline = rows, strategy, selection, deadline
         self.latest: dict[int, CVResult] = {}
+        self.open: dict[int, CVRun] = {}
+        self.final: set[int] = set()  # measured in full (or given): nothing left to grow
 
-    def measure(self, candidates: list[XGBoostParams], alive: list[int], budget: float | None):
-        """Each live candidate's result at this rung's budget; None if the safety stop fired."""
+    def measure(self, candidates: list[XGBoostParams], alive: list[int], budget: float | None, keep: int):
+        """Each live candidate's result at this rung's budget and the best `keep` of them; None if the
+        safety stop fired."""
         measured: dict[int, CVResult] = {}
         for i in alive:
-            trees = rung_trees(candidates[i], budget)
-            earlier = self.latest.get(i)
-            # Early stopping ended it below this budget, or it already had as many trees: nothing changes.
-            if earlier is not None and (earlier.stopped_early or earlier.params.n_estimators >= trees):
-                measured[i] = earlier
-                continue
-            params = replace(candidates[i], n_estimators=trees)
-            result = cross_validate(self.rows, self.strategy, params, self.selection, self.deadline)
-            if result is None:
-                return None
-            measured[i] = self.latest[i] = result
-            _log_candidate(params, result, self.selection.metric)
-        return measured
+            if i not in self.final:
+                run = self.open.get(i) or CVRun(self.rows, self.strategy, candidates[i], self.selection)
+                self.open[i] = run
+                result = run.advance(
+                    rung_trees(candidates[i], budget, self.selection.round_step), self.deadline
+                )
+                if result is None:
+                    return None
+                self.latest[i] = result
+                if run.stopped or budget is None:
+                    self.final.add(i)
+                _log_candidate(candidates[i], result, self.selection.metric)
+            measured[i] = self.latest[i]
+            best = _survivors(measured, keep, self.selection.metric)
+            for j in [j for j in self.open if j not in best or j in self.final]:
+                self.open.pop(j).close()
+        return _survivors(measured, keep, self.selection.metric)
+
+    def close(self) -> None:
+        for run in self.open.values():
+            run.close()
+        self.open.clear()
 
 
 def halving_search(
@@ -146,26 +164,30 @@ def halving_search(
     state = _Rungs(rows, strategy, selection, started + search.time_budget_seconds)
     if known is not None and known.params == base and known.strategy == strategy:
         state.latest[0] = known
+        state.final.add(0)
     alive = list(range(len(candidates)))
     budget: float | None = search.first_rung_budget
     rungs, stopped = [], False
-    while alive:
-        if len(alive) <= search.halving_factor:
-            budget = None  # the last few: up to n_estimators, early stopping decides
-        measured = state.measure(candidates, alive, budget)
-        if measured is None:
-            stopped = True
-            log.warning(
-                "search stopped by its %.0fs safety budget after %d rungs; the result may depend on "
-                "the machine's speed",
-                search.time_budget_seconds,
-                len(rungs),
-            )
-            break
-        keep = 1 if budget is None else math.ceil(len(alive) / search.halving_factor)
-        rungs.append({"budget": budget, "candidates": len(alive), "kept": keep})
-        alive = [] if budget is None else _survivors(measured, keep, selection.metric)
-        budget = None if budget is None else budget * search.halving_factor
+    try:
+        while alive:
+            if len(alive) <= search.halving_factor:
+                budget = None  # the last few: up to n_estimators, early stopping decides
+            keep = 1 if budget is None else math.ceil(len(alive) / search.halving_factor)
+            survivors = state.measure(candidates, alive, budget, keep)
+            if survivors is None:
+                stopped = True
+                log.warning(
+                    "search stopped by its %.0fs safety budget after %d rungs; the result may depend on "
+                    "the machine's speed",
+                    search.time_budget_seconds,
+                    len(rungs),
+                )
+                break
+            rungs.append({"budget": budget, "candidates": len(alive), "kept": keep})
+            alive = [] if budget is None else survivors
+            budget = None if budget is None else budget * search.halving_factor
+    finally:
+        state.close()
     results = [state.latest[i] for i in sorted(state.latest)]
     return SearchOutcome(results, rungs, len(candidates), stopped, time.monotonic() - started)
 
