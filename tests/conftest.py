@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sampledata import make_history, make_snapshot, write_original_csv
 
-from defaultrisk.config import SelectionConfig, TrainConfig, XGBoostParams
+from defaultrisk.config import BaselineConfig, SearchConfig, SelectionConfig, TrainConfig, XGBoostParams
 from defaultrisk.model import load_model
 from defaultrisk.session import build_session
 from defaultrisk.training.pipeline import run_train
@@ -30,6 +30,10 @@ seed = 7
 n_estimators = 30
 max_depth = 3
 learning_rate = 0.2
+[search]
+candidates = 1
+[baseline]
+n_estimators = 30
 """
 
 
@@ -65,11 +69,17 @@ def snapshot(data_dir):
 
 
 def small_train_config(input_path: Path, model_dir: Path, **changes) -> TrainConfig:
-    """The shipped config with fewer trees and two strategies to compare, so the suite stays quick."""
+    """The shipped config with fewer trees, two strategies to compare, a search of three candidates
+    (the given parameters, XGBoost's defaults, one draw) and a short baseline, so the suite stays quick."""
     xgb_params = XGBoostParams(n_estimators=80, max_depth=4, learning_rate=0.1, nthread=1)
     selection = SelectionConfig(undersampling_ratios=(0.1,), class_weight_ratios=())
     cfg = TrainConfig(
-        input_path=str(input_path), model_dir=str(model_dir), xgboost=xgb_params, selection=selection
+        input_path=str(input_path),
+        model_dir=str(model_dir),
+        xgboost=xgb_params,
+        selection=selection,
+        search=SearchConfig(candidates=1),
+        baseline=BaselineConfig(n_estimators=80),
     )
     return replace(cfg, **changes)
 

@@ -18,6 +18,7 @@ from defaultrisk.calibration import (
     prior_correction,
 )
 from defaultrisk.config import (
+    BaselineConfig,
     SearchConfig,
     SelectionConfig,
     ThresholdRule,
@@ -38,9 +39,10 @@ from defaultrisk.training.resampling import (
     resample,
     strategies,
 )
-from defaultrisk.training.search import random_search
+from defaultrisk.training.search import LIBRARY_DEFAULTS, candidate_list, halving_search, rung_trees
 from defaultrisk.training.selection import (
     CVRows,
+    CVRun,
     _FoldRun,
     best_result,
     compare_calibrations,
@@ -55,6 +57,8 @@ SEED = 5
 QUICK = XGBoostParams(n_estimators=60, max_depth=2, learning_rate=0.2, nthread=1)
 # Cross-validation read every 20 trees, stopping after 2 readings without improvement.
 CV_SETTINGS = SelectionConfig(metric="log_loss", round_step=20, patience=2)
+# The strategy comparison alone: no search, no baseline challenger.
+COMPARISON_ONLY = {"search": SearchConfig(enabled=False), "baseline": BaselineConfig(enabled=False)}
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +227,7 @@ def test_training_chooses_by_cross_validation_and_records_the_comparison(generat
     frame = generated[3].copy()
     frame[DEFAULT] = frame[DEFAULT].astype(int)
     selection = SelectionConfig(undersampling_ratios=(0.05, 0.2), class_weight_ratios=(0.1,))
-    cfg = TrainConfig(xgboost=QUICK, selection=selection)
+    cfg = TrainConfig(xgboost=QUICK, selection=selection, **COMPARISON_ONLY)
     result = fit(frame, cfg)
     table = result.selection["comparison"]
     assert [r["strategy"] for r in table] == [
@@ -258,19 +262,55 @@ def test_calibration_comparison_scores_each_map_on_rows_it_was_not_fitted_to(gen
     assert log_loss(labels, in_sample) < by_method["isotonic"]["log_loss"]
 
 
-def test_random_search_is_seeded_and_stops_at_its_time_budget(generated, folds):
+def test_search_lists_the_untuned_settings_first_then_seeded_draws():
+    listed = candidate_list(QUICK, 4, SEED)
+    assert listed[0] == QUICK
+    assert listed[1] == replace(QUICK, **LIBRARY_DEFAULTS)
+    assert listed == candidate_list(QUICK, 4, SEED)
+    assert listed[2:] != candidate_list(QUICK, 4, SEED + 1)[2:]
+    assert len(set(listed)) == 6
+    # A rung's budget is learning rate x trees (rounded up to the reading step): a slower learner gets
+    # more trees, never above the cap.
+    assert rung_trees(replace(QUICK, learning_rate=0.05), 2.0, 20) == 40
+    assert rung_trees(replace(QUICK, learning_rate=0.06), 2.0, 20) == 40
+    assert rung_trees(replace(QUICK, learning_rate=0.01), 2.0, 20) == QUICK.n_estimators
+    assert rung_trees(QUICK, None, 20) == QUICK.n_estimators
+
+
+def test_a_cross_validation_resumed_in_steps_equals_one_run_to_the_end(generated, folds):
     matrix, labels, _, _ = generated
-    strategy = Strategy(UNDERSAMPLE, 0.1)
-    args = (CVRows(matrix, labels, folds, SEED), strategy, QUICK, CV_SETTINGS)
-    first = random_search(*args, SearchConfig(candidates=2, time_budget_seconds=600))
-    again = random_search(*args, SearchConfig(candidates=2, time_budget_seconds=600))
-    assert len(first.results) == 2
-    assert not first.stopped_by_time
+    rows = CVRows(matrix, labels, folds, SEED)
+    params = replace(QUICK, subsample=0.7, colsample_bytree=0.6, learning_rate=0.05)
+    whole = cross_validate(rows, Strategy(NO_RESAMPLING), params, CV_SETTINGS)
+    run = CVRun(rows, Strategy(NO_RESAMPLING), params, CV_SETTINGS)
+    first = run.advance(20)
+    assert first.rounds == 20
+    stepped = run.advance(params.n_estimators)
+    run.close()
+    assert (stepped.rounds, stepped.score) == (whole.rounds, whole.score)
+    np.testing.assert_array_equal(stepped.oof_raw, whole.oof_raw)
+
+
+def test_successive_halving_is_seeded_halves_and_stops_only_at_its_safety_budget(generated, folds):
+    matrix, labels, _, _ = generated
+    args = (CVRows(matrix, labels, folds, SEED), Strategy(UNDERSAMPLE, 0.1), QUICK, CV_SETTINGS)
+    search = SearchConfig(candidates=4, halving_factor=3, first_rung_budget=1.0, time_budget_seconds=600)
+    first, again = halving_search(*args, search), halving_search(*args, search)
     assert [r.params for r in first.results] == [r.params for r in again.results]
     assert [r.score for r in first.results] == [r.score for r in again.results]
-    assert all(r.params != QUICK for r in first.results)
-    assert all(r.params.n_estimators == QUICK.n_estimators for r in first.results)
-    cut = random_search(*args, SearchConfig(candidates=5, time_budget_seconds=1e-9))
+    assert not first.stopped_by_time
+    # 6 candidates: the first rung keeps 2, the last grows those 2 up to n_estimators and keeps 1.
+    assert first.rungs == [
+        {"budget": 1.0, "candidates": 6, "kept": 2},
+        {"budget": None, "candidates": 2, "kept": 1},
+    ]
+    assert len(first.results) == 6
+    # Each result is the candidate's own parameters, measured as far as the halving let it grow.
+    assert [r.params for r in first.results] == candidate_list(QUICK, 4, SEED)
+    # Only the two survivors may grow past the first rung's budget (rounded up to the reading step).
+    grown = [r for r in first.results if r.rounds > rung_trees(r.params, 1.0, 20)]
+    assert len(grown) <= 2
+    cut = halving_search(*args, replace(search, time_budget_seconds=1e-9))
     assert cut.stopped_by_time
     assert cut.results == []
     assert cut.summary()["candidates_evaluated"] == 0
@@ -283,13 +323,17 @@ def test_search_flag_adds_the_search_to_the_record_and_keeps_the_best(generated)
     cfg = TrainConfig(
         xgboost=QUICK,
         selection=selection,
-        search=SearchConfig(enabled=True, candidates=2, time_budget_seconds=600),
+        search=SearchConfig(enabled=True, candidates=1, time_budget_seconds=600),
+        baseline=BaselineConfig(enabled=False),
     )
     result = fit(frame, cfg)
     search = result.selection["search"]
-    assert search["candidates_evaluated"] == 2
+    assert search["candidates_evaluated"] == 3
+    assert search["results"][0]["score"] == result.selection["comparison"][0]["score"]  # reused, not rerun
     scores = [result.selection["comparison"][0]["score"]] + [r["score"] for r in search["results"]]
     assert result.selection["cv_score"] == min(scores)
+    assert result.selection["kept"] == "chosen"
+    assert result.baseline is None
 
 
 @pytest.mark.parametrize(
@@ -347,6 +391,7 @@ def test_selection_and_threshold_settings_are_read_and_checked(tmp_path):
     assert cfg.selection.undersampling_ratios == (0.2,)
     assert cfg.selection.class_weight_ratios == ()
     assert cfg.search == SearchConfig(enabled=True, candidates=3, time_budget_seconds=9)
+    assert cfg.baseline == BaselineConfig()
     assert cfg.threshold.rule == "cost_ratio"
     assert cfg.truth_path == "t.csv"
     for bad in (
@@ -359,11 +404,15 @@ def test_selection_and_threshold_settings_are_read_and_checked(tmp_path):
             load_train_config(path)
 
 
-def test_the_shipped_config_compares_every_strategy_kind_with_the_search_off():
+def test_the_shipped_config_searches_from_the_untuned_baseline_and_compares_every_strategy_kind():
     cfg = load_train_config()
     kinds = {s.kind for s in strategies(cfg.selection)}
     assert kinds == {NO_RESAMPLING, UNDERSAMPLE, CLASS_WEIGHT}
-    assert not cfg.search.enabled
+    assert cfg.search.enabled
+    assert cfg.baseline.enabled
+    # The starting point is the baseline's hand settings, not settings tuned on the sample data.
+    assert cfg.xgboost == cfg.baseline.params(cfg.xgboost)
+    assert cfg.xgboost.monotone_constraints == ()
     assert cfg.truth_path is None
 
 
@@ -372,7 +421,9 @@ def test_oracle_comparison_in_training_uses_the_same_holdout_rows(generated):
     frame[DEFAULT] = frame[DEFAULT].astype(int)
     selection = SelectionConfig(undersampling_ratios=(0.1,), class_weight_ratios=())
     result = fit(
-        frame, TrainConfig(xgboost=QUICK, selection=selection), pd.Series(true_pd, index=frame[UUID])
+        frame,
+        TrainConfig(xgboost=QUICK, selection=selection, **COMPARISON_ONLY),
+        pd.Series(true_pd, index=frame[UUID]),
     )
     oracle = result.oracle
     assert oracle["rows"] == result.metrics["rows"]

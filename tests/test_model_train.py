@@ -77,9 +77,14 @@ def test_training_brings_pd_to_the_base_rate_whatever_strategy_wins(trained, man
     assert holdout["mean_pd"] == pytest.approx(holdout["default_rate"], rel=0.25)
     assert holdout["roc_auc"] > 0.8
     selection = manifest["model_selection"]
-    chosen = [r for r in selection["comparison"] if r["strategy"] == selection["strategy"]]
-    assert chosen and chosen[0]["score"] == selection["cv_score"]
-    if chosen[0]["kind"] != "none":  # resampling inflates the raw score; calibration must undo it
+    # The kept model is the best cross-validated one: a strategy, a search candidate or the baseline.
+    measured = [*selection["comparison"], *selection["search"]["results"], selection["baseline"]]
+    kept = [
+        r for r in measured if r["strategy"] == selection["strategy"] and r["score"] == selection["cv_score"]
+    ]
+    assert kept and selection["cv_score"] == min(r["score"] for r in measured)
+    assert selection["kept"] == ("baseline" if kept[0] is selection["baseline"] else "chosen")
+    if kept[0]["kind"] != "none":  # resampling inflates the raw score; calibration must undo it
         assert holdout["mean_pd_before_correction"] > 2 * holdout["default_rate"]
 
 
@@ -96,6 +101,11 @@ def test_manifest_records_what_scoring_and_audits_need(trained, manifest):
     assert {"xgboost-cpu", "pandas", "python"} <= set(manifest["library_versions"])
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["holdout"] == manifest["metrics"]["holdout"]
+    assert metrics["baseline"] == manifest["metrics"]["baseline"]
+    assert metrics["kept"] == manifest["model_selection"]["kept"] == summary["kept"]
+    for name in ("gini", "ks"):
+        assert metrics["holdout"][name] == summary["holdout"][name]
+        assert metrics["baseline"]["vs_model"][name]["model"] == metrics["holdout"][name]
     report = json.loads((model_dir / "report" / "metrics.json").read_text())
     assert summary["report"] == str(model_dir / "report")
     assert report["model_version"] == manifest["model_version"]

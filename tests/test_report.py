@@ -9,7 +9,7 @@ import pytest
 from matplotlib.image import imread
 from sampledata import make_history
 
-from defaultrisk.config import SelectionConfig, TrainConfig, XGBoostParams
+from defaultrisk.config import BaselineConfig, SearchConfig, SelectionConfig, TrainConfig, XGBoostParams
 from defaultrisk.schema import DEFAULT, UUID
 from defaultrisk.training.fit import fit
 from defaultrisk.training.report import (
@@ -33,9 +33,18 @@ PLOTS = (ROC_PLOT, PR_PLOT, RELIABILITY_PLOT, THRESHOLD_PLOT, IMPORTANCE_PLOT, S
 def trained_with_truth():
     frame, true_pd = make_history(6_000, seed=13)
     frame[DEFAULT] = frame[DEFAULT].astype(int)
+    xgb_params = XGBoostParams(
+        n_estimators=40,
+        max_depth=2,
+        learning_rate=0.2,
+        nthread=1,
+        monotone_constraints=(("num_unpaid_bills", 1),),
+    )
     cfg = TrainConfig(
-        xgboost=XGBoostParams(n_estimators=40, max_depth=2, learning_rate=0.2, nthread=1),
+        xgboost=xgb_params,
         selection=SelectionConfig(undersampling_ratios=(0.1,), class_weight_ratios=()),
+        search=SearchConfig(candidates=1),
+        baseline=BaselineConfig(n_estimators=40),
     )
     return fit(frame, cfg, pd.Series(true_pd, index=frame[UUID]))
 
@@ -64,6 +73,11 @@ def test_report_writes_every_plot_and_a_metrics_file_that_matches_training(train
     assert [r["strategy"] for r in metrics["model_selection"]["comparison"]] == ["none", "undersample_0.1"]
     assert metrics["feature_importance"][0]["gain_share"] > 0
     assert sum(f["gain_share"] for f in metrics["feature_importance"]) == pytest.approx(1.0)
+    assert metrics["holdout"]["gini"] == pytest.approx(2 * metrics["holdout"]["roc_auc"] - 1)
+    assert metrics["baseline"]["vs_model"]["ks"]["model"] == metrics["holdout"]["ks"]
+    assert metrics["model_selection"]["kept"] in ("chosen", "baseline")
+    assert [c["violations"] for c in metrics["monotone"]["check"]] == [0]
+    assert {"jeffreys_low", "jeffreys_high", "outside_interval"} <= set(metrics["reliability"][0])
 
 
 def test_report_without_truth_has_no_oracle_and_still_draws_every_plot(trained_with_truth, tmp_path):

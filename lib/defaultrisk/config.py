@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from defaultrisk.errors import ConfigError
-from defaultrisk.schema import FEATURES
+from defaultrisk.schema import CATEGORY, FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,12 @@ class XGBoostParams:
     min_child_weight: float = _at_least_zero(1.0)
     reg_lambda: float = _at_least_zero(1.0)
     nthread: int = _whole(2, 1)
+    # A credit team's stated directions: (feature, +1 risk never falls / -1 never rises as it grows),
+    # from the [monotone] section.
+    monotone_constraints: tuple[tuple[str, int], ...] = ()
 
     def booster_params(self, seed: int) -> dict:
+        constraints = dict(self.monotone_constraints)
         return {
             "objective": "binary:logistic",
             "eval_metric": "logloss",
@@ -102,6 +106,7 @@ class XGBoostParams:
             "lambda": self.reg_lambda,
             "nthread": self.nthread,
             "seed": seed,
+            **({"monotone_constraints": constraints} if constraints else {}),
         }
 
 
@@ -142,11 +147,35 @@ class SelectionConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """A seeded random search over XGBoost's main parameters, off by default."""
+    """Successive halving over XGBoost's main parameters: a fixed list of well-known settings plus
+    `candidates` seeded random draws; the budget is in trees, the time only a logged safety stop."""
 
-    enabled: bool = False
-    candidates: int = _whole(12, 1)
+    enabled: bool = True
+    candidates: int = _whole(12, 0)
     time_budget_seconds: float = _positive(300.0)
+    # Each rung keeps the best 1/halving_factor of the candidates and gives them halving_factor times
+    # the budget; the first rung's budget is learning_rate x trees (so slow learners get more trees).
+    halving_factor: int = _whole(3, 2)
+    first_rung_budget: float = _positive(2.0)
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The untuned challenger fitted in every run: fixed, widely used settings, no resampling."""
+
+    enabled: bool = True
+    n_estimators: int = _whole(600, 1)
+    max_depth: int = _whole(4, 1)
+    learning_rate: float = _fraction(0.05)
+    min_child_weight: float = _at_least_zero(5.0)
+    subsample: float = _fraction(0.8)
+    colsample_bytree: float = _fraction(0.7)
+    reg_lambda: float = _at_least_zero(1.0)
+
+    def params(self, base: XGBoostParams) -> XGBoostParams:
+        """The baseline's parameters; threads and monotone constraints are the run's."""
+        fixed = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "enabled"}
+        return dataclasses.replace(base, **fixed)
 
 
 @dataclass(frozen=True)
@@ -166,6 +195,7 @@ class TrainConfig:
     max_driver_rows: int | None = _setting(None, "a whole number above 0", lambda v: v > 0)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     xgboost: XGBoostParams = field(default_factory=XGBoostParams)
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
 
@@ -360,14 +390,24 @@ def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
     """Read `conf/train.toml` (or `path`) and apply the command line's values."""
     source, raw = _read_toml(path, "train.toml")
     problems: list[str] = []
-    tables = _sections(raw, ("train", "selection", "search", "xgboost", "threshold"), problems)
+    known = ("train", "selection", "search", "baseline", "xgboost", "threshold", "monotone")
+    tables = _sections(raw, known, problems)
+    if tables["xgboost"].pop("monotone_constraints", None) is not None:
+        problems.append("[xgboost] monotone_constraints: directions go in their own [monotone] section")
+    monotone = _monotone(tables["monotone"], problems)
     train = _check_values(TrainConfig, tables["train"], "[train]", problems)
     sections = {
         "selection": SelectionConfig(
             **_check_values(SelectionConfig, tables["selection"], "[selection]", problems)
         ),
         "search": SearchConfig(**_check_values(SearchConfig, tables["search"], "[search]", problems)),
-        "xgboost": XGBoostParams(**_check_values(XGBoostParams, tables["xgboost"], "[xgboost]", problems)),
+        "baseline": BaselineConfig(
+            **_check_values(BaselineConfig, tables["baseline"], "[baseline]", problems)
+        ),
+        "xgboost": XGBoostParams(
+            **_check_values(XGBoostParams, tables["xgboost"], "[xgboost]", problems),
+            monotone_constraints=monotone,
+        ),
         "threshold": ThresholdRule(
             **_check_values(ThresholdRule, tables["threshold"], "[threshold]", problems)
         ),
@@ -389,6 +429,22 @@ def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
     _fail_if(problems, source)
     log.info("train config from %s", source)
     return cfg
+
+
+def _monotone(section: dict, problems: list[str]) -> tuple[tuple[str, int], ...]:
+    """`[monotone]`: feature = -1 | 0 | 1, for known features XGBoost reads as numbers; schema order."""
+    kinds = {f.name: f.kind for f in FEATURES}
+    good = {}
+    for name, direction in section.items():
+        if name not in kinds:
+            problems.append(f"[monotone] {name} is an unknown feature")
+        elif kinds[name] == CATEGORY:
+            problems.append(f"[monotone] {name} is categorical: only numeric features can be monotone")
+        elif isinstance(direction, bool) or direction not in (-1, 0, 1):
+            problems.append(f"[monotone] {name} must be -1, 0 or 1, found {_found(direction)}")
+        else:
+            good[name] = int(direction)
+    return tuple((f.name, good[f.name]) for f in FEATURES if good.get(f.name))
 
 
 def _sampling_problems(cfg: TrainConfig) -> list[str]:

@@ -2,8 +2,8 @@
 calibrated and given its threshold, and the hold-out metrics of the result.
 
 The hold-out is used only to check the chosen model and to set the threshold: the imbalance strategy,
-the number of trees, the optional parameter search and the calibration are all chosen by
-cross-validation on the training rows. Rows whose non-defaulters were thinned in Spark
+the number of trees, the parameter search, the baseline challenger and the calibration are all
+chosen by cross-validation on the training rows. Rows whose non-defaulters were thinned in Spark
 (`negative_rate` < 1) are trained on as they are but judged as the real population.
 """
 
@@ -19,10 +19,12 @@ import xgboost as xgb
 from sklearn.model_selection import train_test_split
 
 from defaultrisk.calibration import apply_calibration, fit_calibration
-from defaultrisk.config import TrainConfig, XGBoostParams
+from defaultrisk.config import TrainConfig
 from defaultrisk.errors import InputError
-from defaultrisk.features import dmatrix, feature_matrix
+from defaultrisk.features import feature_matrix
 from defaultrisk.schema import DEFAULT, FEATURES, UUID
+from defaultrisk.training.challenger import Holdout, challenge, side_by_side
+from defaultrisk.training.choice import choose_model
 from defaultrisk.training.metrics import (
     LOG_LOSS,
     evaluate,
@@ -31,16 +33,13 @@ from defaultrisk.training.metrics import (
     probability_metrics,
     reliability_table,
 )
-from defaultrisk.training.resampling import applicable_strategies, resample, strategies
-from defaultrisk.training.search import random_search
+from defaultrisk.training.resampling import resample
 from defaultrisk.training.selection import (
     CVResult,
     CVRows,
     best_index,
-    best_result,
-    booster_params,
     compare_calibrations,
-    compare_strategies,
+    train_booster,
 )
 from defaultrisk.training.threshold import choose_threshold
 
@@ -67,13 +66,9 @@ class TrainingResult:
     oracle: dict | None = None  # oracle metrics and the model's gap to them on the same rows
     # Fraction of the population's non-defaulters the rows kept (thinned in Spark); 1.0: all of them.
     negative_rate: float = 1.0
-
-
-def train_booster(
-    matrix: np.ndarray, labels: np.ndarray, params: XGBoostParams, seed: int, rounds: int, weight: float = 1.0
-) -> xgb.Booster:
-    """A booster of `rounds` trees on the given rows; `weight` is the defaulters' (scale_pos_weight)."""
-    return xgb.train(booster_params(params, seed, weight), dmatrix(matrix, labels), num_boost_round=rounds)
+    baseline: dict | None = None  # the untuned challenger: cross-validated score, hold-out metrics
+    holdout_baseline_pd: np.ndarray | None = None
+    monotone: dict | None = None  # stated constraints, their sweep check and their cost in AUC
 
 
 def feature_importance(booster: xgb.Booster) -> list[dict]:
@@ -91,29 +86,6 @@ def feature_importance(booster: xgb.Booster) -> list[dict]:
         for f in FEATURES
     ]
     return sorted(rows, key=lambda r: (-r["total_gain"], r["feature"]))
-
-
-def choose_model(rows: CVRows, cfg: TrainConfig) -> tuple[CVResult, dict]:
-    """Cross-validate the strategies (and, if enabled, a parameter search); return the winner."""
-    selection = cfg.selection
-    started = time.monotonic()
-    candidates, skipped = applicable_strategies(strategies(selection), rows.labels, rows.folds)
-    compared = compare_strategies(rows, candidates, cfg.xgboost, selection)
-    best = best_result(compared, selection.metric)
-    report = {
-        "metric": selection.metric,
-        "cv_folds": selection.cv_folds,
-        "comparison": [r.summary() for r in compared],
-        "cv_seconds": round(time.monotonic() - started, 2),
-    }
-    if skipped:
-        report["skipped_strategies"] = skipped
-    if cfg.search.enabled:
-        outcome = random_search(rows, best.strategy, cfg.xgboost, selection, cfg.search)
-        report["search"] = {"strategy": best.strategy.name, **outcome.summary()}
-        contenders = [best, *outcome.results]
-        best = contenders[best_index([r.score for r in contenders], selection.metric)]
-    return best, report
 
 
 def _split(labels: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +174,7 @@ def fit(
     train_idx, holdout_idx = _split(labels, cfg)
     matrix = feature_matrix(pdf, FEATURES)
     rows = CVRows.split(matrix[train_idx], labels[train_idx], cfg.selection.cv_folds, cfg.seed, negative_rate)
-    best, selection = choose_model(rows, cfg)
+    best, selection, baseline = choose_model(rows, cfg)
     chosen_at = time.monotonic()
     fitted = _final_fit(rows, best, cfg.selection.calibration_methods)
     fitted_at = time.monotonic()
@@ -218,6 +190,9 @@ def fit(
         calibration_method=method,
         calibration_comparison=fitted.comparison,
     )
+    challenges = challenge(rows, best, baseline, fitted.booster, Holdout(matrix[holdout_idx], holdout_labels))
+    if challenges.baseline is not None:
+        challenges.baseline["vs_model"] = side_by_side(metrics, challenges.baseline["holdout"])
     holdout_true_pd, oracle = _oracle(
         pdf[UUID].to_numpy()[holdout_idx], holdout_labels, holdout_pd, true_pd, negative_rate
     )
@@ -225,6 +200,7 @@ def fit(
     timings = {
         "model_choice": round(chosen_at - started, 2),
         "final_fit": round(fitted_at - chosen_at, 2),
+        "challengers": round(time.monotonic() - fitted_at, 2),
         "fit_total": round(time.monotonic() - started, 2),
     }
     _log_choice(best, method, metrics, timings)
@@ -245,6 +221,9 @@ def fit(
         holdout_true_pd=holdout_true_pd,
         oracle=oracle,
         negative_rate=negative_rate,
+        baseline=challenges.baseline,
+        holdout_baseline_pd=challenges.baseline_pd,
+        monotone=challenges.monotone,
     )
 
 

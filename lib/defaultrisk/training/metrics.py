@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from scipy.stats import beta
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 ROC_AUC = "roc_auc"
 PR_AUC = "pr_auc"
@@ -20,6 +21,9 @@ PROBABILITY_METRICS = (ROC_AUC, PR_AUC, BRIER, LOG_LOSS)
 LOWER_IS_BETTER = {ROC_AUC: False, PR_AUC: False, BRIER: True, LOG_LOSS: True}
 PD_CLIP = 1e-15  # a pd of exactly 0 or 1 would make one wrong row's log loss infinite
 RELIABILITY_BINS = 10
+GINI = "gini"
+KS = "ks"
+JEFFREYS_LEVEL = 0.95  # two-sided: the 2.5% and 97.5% quantiles of Beta(d + 1/2, n - d + 1/2)
 
 
 def population_weights(labels: np.ndarray, negative_rate: float = 1.0) -> np.ndarray | None:
@@ -76,13 +80,30 @@ def probability_metrics(labels: np.ndarray, pds: np.ndarray, negative_rate: floa
     labels = np.asarray(labels)
     pds = np.asarray(pds, dtype=np.float64)
     weights = population_weights(labels, negative_rate)
-    return {
+    metrics = {
         "rows": len(labels),
         "defaults": int(labels.sum()),
         "default_rate": _mean(labels, weights),
         "mean_pd": _mean(pds, weights),
         **{name: metric_value(name, labels, pds, negative_rate) for name in PROBABILITY_METRICS},
     }
+    metrics[GINI] = 2.0 * metrics[ROC_AUC] - 1.0
+    metrics[KS] = ks_statistic(labels, pds, negative_rate)
+    return metrics
+
+
+def ks_statistic(labels: np.ndarray, pds: np.ndarray, negative_rate: float = 1.0) -> float:
+    """Kolmogorov-Smirnov: the largest gap between the pd's distributions among defaulters and the rest."""
+    fpr, tpr, _ = roc_curve(labels, pds, sample_weight=population_weights(labels, negative_rate))
+    return float(np.max(tpr - fpr))
+
+
+def jeffreys_interval(defaults: float, rows: float, level: float = JEFFREYS_LEVEL) -> tuple[float, float]:
+    """The Jeffreys interval of a default rate: Beta(d + 1/2, n - d + 1/2) quantiles; 0 and 1 at the edges."""
+    tail = (1.0 - level) / 2.0
+    low = 0.0 if defaults <= 0 else float(beta.ppf(tail, defaults + 0.5, rows - defaults + 0.5))
+    high = 1.0 if defaults >= rows else float(beta.ppf(1.0 - tail, defaults + 0.5, rows - defaults + 0.5))
+    return low, high
 
 
 def oracle_comparison(model: dict, oracle: dict) -> dict:
@@ -137,10 +158,25 @@ def reliability_table(
             "mean_pd": _mean(pds[rows], w),
             "observed_rate": _mean(labels[rows], w),
         }
+        entry.update(_expected_against_observed(entry, w))
         if true_pd is not None:
             entry["mean_true_pd"] = _mean(np.asarray(true_pd, dtype=np.float64)[rows], w)
         table.append(entry)
     return table
+
+
+def _expected_against_observed(entry: dict, weights: np.ndarray | None) -> dict:
+    """A bin's expected defaults (its pd summed) beside the observed, with the observed rate's Jeffreys
+    interval; flagged when the bin's mean pd falls outside it. Thinned rows count as the population."""
+    rows = entry["rows"] if weights is None else float(weights.sum())
+    low, high = jeffreys_interval(entry["defaults"], rows)
+    return {
+        "population_rows": rows,
+        "expected_defaults": entry["mean_pd"] * rows,
+        "jeffreys_low": low,
+        "jeffreys_high": high,
+        "outside_interval": not low <= entry["mean_pd"] <= high,
+    }
 
 
 def evaluate(labels: np.ndarray, pds: np.ndarray, threshold: float, negative_rate: float = 1.0) -> dict:

@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 TRAIN_REJECTS_DIR = "rejects"
-SUMMARY_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "mean_pd", "default_rate")
+SUMMARY_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "gini", "ks", "mean_pd", "default_rate")
 _SUMMARY_SAMPLING = ("mode", "negative_rate", "negative_sampling_rate", "before", "driver_rows")
 _NOT_SETTINGS = ("input_path", "model_dir", "truth_path")
+_NOT_SEARCHED = ("n_estimators", "nthread", "monotone_constraints")
 
 
 def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
@@ -79,7 +80,7 @@ def _manifest_fields(cfg: TrainConfig, result: TrainingResult, row_counts, sampl
         "calibration": result.calibration,
         "master_scale": DEFAULT_SCALE.to_manifest(),
         "row_counts": row_counts,
-        "metrics": {"holdout": result.metrics, **oracle},
+        "metrics": {"holdout": result.metrics, **oracle, **_challengers(result)},
         "model_selection": result.selection,
         "drift_reference": drift_reference,
         "training": {k: v for k, v in as_dict(cfg).items() if k not in _NOT_SETTINGS},
@@ -97,10 +98,18 @@ def _write_metrics(model_dir: Path, manifest: dict, result: TrainingResult, samp
         "threshold": result.threshold,
         "calibration": result.calibration,
         "row_counts": manifest["row_counts"],
+        "kept": result.selection["kept"],
+        **_challengers(result),
     }
     if sampling["mode"] != DRIVER_SAMPLING:
         metrics["sampling"] = sampling
     (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def _challengers(result: TrainingResult) -> dict:
+    """The untuned baseline and the monotone check, when the run has them."""
+    shown = {"baseline": result.baseline} if result.baseline else {}
+    return {**shown, **({"monotone": result.monotone} if result.monotone else {})}
 
 
 def _summary(manifest: dict, result: TrainingResult, sampling: dict, model_dir: Path) -> dict:
@@ -115,7 +124,12 @@ def _summary(manifest: dict, result: TrainingResult, sampling: dict, model_dir: 
         "sampling": {k: sampling[k] for k in _SUMMARY_SAMPLING if k in sampling},
         "holdout": {k: result.metrics[k] for k in SUMMARY_METRICS},
         "threshold": result.threshold["value"],
+        "kept": result.selection["kept"],
+        "baseline_holdout": (
+            {k: result.baseline["holdout"][k] for k in SUMMARY_METRICS} if result.baseline else None
+        ),
         "strategy": result.selection["strategy"],
+        "params": {k: v for k, v in result.selection["params"].items() if k not in _NOT_SEARCHED},
         "trees": result.selection["rounds"],
         "calibration": result.calibration["method"],
         "oracle": ({k: oracle["metrics"][k] for k in SUMMARY_METRICS} if oracle else None),

@@ -61,12 +61,17 @@ def plot_roc(
     pds: np.ndarray,
     true_pd: np.ndarray | None = None,
     negative_rate: float = 1.0,
+    baseline_pd: np.ndarray | None = None,
 ) -> None:
     figure, ax = _figure()
     weights = population_weights(labels, negative_rate)
     fpr, tpr, _ = roc_curve(labels, pds, sample_weight=weights)
     auc = roc_auc_score(labels, pds, sample_weight=weights)
     ax.plot(fpr, tpr, color=MODEL_COLOUR, label=f"model (AUC {auc:.4f})")
+    if baseline_pd is not None:
+        fpr, tpr, _ = roc_curve(labels, baseline_pd, sample_weight=weights)
+        auc = roc_auc_score(labels, baseline_pd, sample_weight=weights)
+        ax.plot(fpr, tpr, color=CHOSEN_COLOUR, linestyle="-.", label=f"untuned baseline (AUC {auc:.4f})")
     if true_pd is not None:
         fpr, tpr, _ = roc_curve(labels, true_pd, sample_weight=weights)
         auc = roc_auc_score(labels, true_pd, sample_weight=weights)
@@ -283,6 +288,8 @@ def report_metrics(result: TrainingResult, model_version: str) -> dict:
             "calibration": result.calibration,
             "reliability": result.reliability,
             "model_selection": result.selection,
+            "baseline": result.baseline,
+            "monotone": result.monotone,
             "feature_importance": result.feature_importance,
             "row_counts": result.row_counts,
             "timings_seconds": result.timings,
@@ -306,7 +313,7 @@ def write_report(model_dir: Path, result: TrainingResult, model_version: str) ->
     report_dir.mkdir(parents=True, exist_ok=True)
     labels, pds, truth = result.holdout_labels, result.holdout_pd, result.holdout_true_pd
     rate = result.negative_rate
-    plot_roc(report_dir / ROC_PLOT, labels, pds, truth, rate)
+    plot_roc(report_dir / ROC_PLOT, labels, pds, truth, rate, result.holdout_baseline_pd)
     plot_precision_recall(report_dir / PR_PLOT, labels, pds, result.threshold, truth, rate)
     plot_reliability(report_dir / RELIABILITY_PLOT, result.reliability)
     plot_threshold_tradeoff(report_dir / THRESHOLD_PLOT, labels, pds, result.threshold, rate)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,8 @@ class CVResult:
     oof_raw: np.ndarray  # each row's raw probability from the fold model that did not train on it
     oof_sampling_rate: np.ndarray  # that fold model's negative sampling rate
     seconds: float
+    # True when patience stopped the growth before n_estimators: more trees would not change the result.
+    stopped_early: bool = False
 
     def summary(self) -> dict:
         """The row of the comparison table (plain data, for the manifest and the report)."""
@@ -170,42 +173,101 @@ def cross_validate(
     the real base rate. Growing stops when the mean score over the folds has not improved for
     `patience` checkpoints. Returns None if `deadline` (time.monotonic) passes first.
     """
-    started = time.monotonic()
-    runs = [_FoldRun(rows, fold, strategy, params) for fold in rows.folds]
-    sampling_rate = np.ones(len(rows.labels))
-    for run in runs:
-        sampling_rate[run.valid_rows] = run.sampling_rate
-    checkpoints = round_checkpoints(params.n_estimators, selection.round_step)
-    scores = np.full((len(runs), len(checkpoints)), np.nan)
-    oof_raw = np.empty(len(rows.labels))
-    best = -1
-    for c, trees in enumerate(checkpoints):
-        if deadline is not None and time.monotonic() > deadline:
-            return None
+    run = CVRun(rows, strategy, params, selection)
+    try:
+        return run.advance(params.n_estimators, deadline)
+    finally:
+        run.close()
+
+
+class CVRun:
+    """One strategy and parameter set cross-validated in steps: `advance(trees)` grows every fold up to
+    `trees` (read every `round_step` trees, early stopping as it goes) and can be called again with more;
+    the result equals that of one call with the larger number. `close()` frees the folds' threads."""
+
+    def __init__(self, rows: CVRows, strategy: Strategy, params: XGBoostParams, selection: SelectionConfig):
+        self.rows, self.strategy, self.params, self.selection = rows, strategy, params, selection
+        # The folds grow side by side, each on its own thread from start to end (XGBoost releases the
+        # GIL). XGBoost's random engine is per thread: a fold that always runs on its own thread draws
+        # the same subsamples whatever the scheduling, so the result is the same on any machine.
+        self.threads = [ThreadPoolExecutor(max_workers=1) for _ in rows.folds]
+        self.seconds = 0.0
+        started = time.monotonic()
+        self.runs = [
+            t.submit(_FoldRun, rows, fold, strategy, params).result()
+            for t, fold in zip(self.threads, rows.folds, strict=True)
+        ]
+        self.sampling_rate = np.ones(len(rows.labels))
+        for run in self.runs:
+            self.sampling_rate[run.valid_rows] = run.sampling_rate
+        self.checkpoints: list[int] = []
+        self.scores: list[np.ndarray] = []  # per checkpoint, each fold's score
+        self.best = -1
+        self.oof_raw = np.empty(len(rows.labels))
+        self.stopped = False  # patience ran out: more trees change nothing
+        self.seconds += time.monotonic() - started
+
+    def _read(self, trees: int) -> None:
+        rows = self.rows
+        futures = [t.submit(run.grow_to, trees) for t, run in zip(self.threads, self.runs, strict=True)]
         raw = np.empty(len(rows.labels))
-        for f, run in enumerate(runs):
-            raw[run.valid_rows] = run.grow_to(int(trees))
+        fold_scores = np.empty(len(self.runs))
+        for f, (run, future) in enumerate(zip(self.runs, futures, strict=True)):
+            raw[run.valid_rows] = future.result()
             pds = prior_correction(raw[run.valid_rows], run.sampling_rate * rows.negative_rate)
             labels = rows.labels[run.valid_rows]
-            scores[f, c] = metric_value(selection.metric, labels, pds, rows.negative_rate)
-        mean = scores[:, : c + 1].mean(axis=0)
-        if best_index(mean, selection.metric) == c:
-            best = c
-            oof_raw = raw
-        elif c - best >= selection.patience:
-            break
-    return CVResult(
-        strategy=strategy,
-        params=params,
-        metric=selection.metric,
-        rounds=int(checkpoints[best]),
-        score=float(scores[:, best].mean()),
-        score_std=float(scores[:, best].std()),
-        fold_metrics=_fold_metrics(rows, oof_raw, sampling_rate),
-        oof_raw=oof_raw,
-        oof_sampling_rate=sampling_rate,
-        seconds=time.monotonic() - started,
-    )
+            fold_scores[f] = metric_value(self.selection.metric, labels, pds, rows.negative_rate)
+        self.checkpoints.append(trees)
+        self.scores.append(fold_scores)
+        c = len(self.checkpoints) - 1
+        if best_index([s.mean() for s in self.scores], self.selection.metric) == c:
+            self.best, self.oof_raw = c, raw
+        elif c - self.best >= self.selection.patience:
+            self.stopped = True
+
+    def advance(self, trees: int, deadline: float | None = None) -> CVResult | None:
+        """Grow up to `trees` (at most n_estimators) unless stopped; None if `deadline` passes first."""
+        started = time.monotonic()
+        done = self.checkpoints[-1] if self.checkpoints else 0
+        for checkpoint in round_checkpoints(min(trees, self.params.n_estimators), self.selection.round_step):
+            if self.stopped or checkpoint <= done:
+                continue
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+            self._read(int(checkpoint))
+        self.seconds += time.monotonic() - started
+        return self.result()
+
+    def result(self) -> CVResult:
+        best = self.scores[self.best]
+        return CVResult(
+            strategy=self.strategy,
+            params=self.params,
+            metric=self.selection.metric,
+            rounds=int(self.checkpoints[self.best]),
+            score=float(best.mean()),
+            score_std=float(best.std()),
+            fold_metrics=_fold_metrics(self.rows, self.oof_raw, self.sampling_rate),
+            oof_raw=self.oof_raw,
+            oof_sampling_rate=self.sampling_rate,
+            seconds=self.seconds,
+            stopped_early=self.stopped,
+        )
+
+    def close(self) -> None:
+        _shutdown(self.threads)
+
+
+def train_booster(
+    matrix: np.ndarray, labels: np.ndarray, params: XGBoostParams, seed: int, rounds: int, weight: float = 1.0
+) -> xgb.Booster:
+    """A booster of `rounds` trees on the given rows; `weight` is the defaulters' (scale_pos_weight)."""
+    return xgb.train(booster_params(params, seed, weight), dmatrix(matrix, labels), num_boost_round=rounds)
+
+
+def _shutdown(threads: list[ThreadPoolExecutor]) -> None:
+    for thread in threads:
+        thread.shutdown()
 
 
 def compare_strategies(

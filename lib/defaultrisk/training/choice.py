@@ -1,0 +1,84 @@
+"""Model choice on the training rows: the imbalance strategy, the parameter search and the untuned
+baseline challenger, all compared by cross-validation; the hold-out plays no part.
+
+The baseline is XGBoost with fixed, widely used settings (`[baseline]`), no resampling, its number
+of trees chosen by the same early stopping. When it beats the chosen model on the selection metric
+(cross-validated), the job keeps the baseline and says so: `model_selection.kept`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+
+from defaultrisk.config import TrainConfig
+from defaultrisk.training.resampling import NO_RESAMPLING, Strategy, applicable_strategies, strategies
+from defaultrisk.training.search import halving_search
+from defaultrisk.training.selection import (
+    CVResult,
+    CVRows,
+    best_index,
+    best_result,
+    compare_strategies,
+    cross_validate,
+)
+
+log = logging.getLogger(__name__)
+
+KEPT_CHOSEN = "chosen"
+KEPT_BASELINE = "baseline"
+
+
+def baseline_result(rows: CVRows, compared: list[CVResult], cfg: TrainConfig) -> CVResult | None:
+    """The baseline cross-validated like any candidate (reused when the comparison already ran it)."""
+    if not cfg.baseline.enabled:
+        return None
+    params = cfg.baseline.params(cfg.xgboost)
+    for result in compared:
+        if result.strategy.kind == NO_RESAMPLING and result.params == params:
+            return result
+    return cross_validate(rows, Strategy(NO_RESAMPLING), params, cfg.selection)
+
+
+def _record(result: CVResult) -> dict:
+    return {**result.summary(), "params": asdict(result.params)}
+
+
+def choose_model(rows: CVRows, cfg: TrainConfig) -> tuple[CVResult, dict, CVResult | None]:
+    """Cross-validate the strategies, the search and the baseline; return the kept model, the record
+    of the choice (plain data) and the baseline's result (None when the baseline is off)."""
+    selection = cfg.selection
+    started = time.monotonic()
+    candidates, skipped = applicable_strategies(strategies(selection), rows.labels, rows.folds)
+    compared = compare_strategies(rows, candidates, cfg.xgboost, selection)
+    best = best_result(compared, selection.metric)
+    report = {
+        "metric": selection.metric,
+        "cv_folds": selection.cv_folds,
+        "comparison": [r.summary() for r in compared],
+    }
+    if skipped:
+        report["skipped_strategies"] = skipped
+    if cfg.search.enabled:
+        outcome = halving_search(rows, best.strategy, cfg.xgboost, selection, cfg.search, known=best)
+        report["search"] = {"strategy": best.strategy.name, **outcome.summary()}
+        contenders = [best, *outcome.results]
+        best = contenders[best_index([r.score for r in contenders], selection.metric)]
+    baseline = baseline_result(rows, compared, cfg)
+    kept = KEPT_CHOSEN
+    if baseline is not None:
+        report["baseline"] = _record(baseline)
+        # On a tie the chosen model stays: best_index takes the first best.
+        if best_index([best.score, baseline.score], selection.metric) == 1:
+            log.warning(
+                "the untuned baseline beats the chosen model by cross-validated %s (%.5f against %.5f): "
+                "keeping the baseline",
+                selection.metric,
+                baseline.score,
+                best.score,
+            )
+            report["chosen_before_baseline"] = _record(best)
+            best, kept = baseline, KEPT_BASELINE
+    report.update(kept=kept, cv_seconds=round(time.monotonic() - started, 2))
+    return best, report, baseline

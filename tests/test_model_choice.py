@@ -1,0 +1,166 @@
+"""The baseline challenger, monotone constraints, and the figures analysts read first, without Spark."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from sampledata import make_history
+from scipy.stats import beta, ks_2samp
+from sklearn.metrics import roc_auc_score
+
+from defaultrisk.config import (
+    BaselineConfig,
+    SearchConfig,
+    SelectionConfig,
+    TrainConfig,
+    XGBoostParams,
+    load_train_config,
+)
+from defaultrisk.errors import ConfigError
+from defaultrisk.features import feature_matrix
+from defaultrisk.schema import DEFAULT, FEATURE_NAMES
+from defaultrisk.training.fit import fit, train_booster
+from defaultrisk.training.metrics import jeffreys_interval, probability_metrics, reliability_table
+from defaultrisk.training.monotone import count_violations, sweep_grid
+
+SEED = 11
+QUICK = XGBoostParams(n_estimators=60, max_depth=3, learning_rate=0.2, nthread=1)
+SELECTION = SelectionConfig(undersampling_ratios=(0.1,), class_weight_ratios=(), round_step=10, patience=2)
+NO_SEARCH = SearchConfig(enabled=False)
+BASELINE = BaselineConfig(n_estimators=60, learning_rate=0.2)
+CONSTRAINED = (("num_unpaid_bills", 1), ("avg_payment_span_0_12m", 1), ("num_arch_ok_0_12m", -1))
+
+
+@pytest.fixture(scope="module")
+def frame():
+    frame, _ = make_history(8_000, seed=SEED)
+    frame[DEFAULT] = frame[DEFAULT].astype(int)
+    return frame
+
+
+def test_gini_and_ks_are_the_textbook_statistics():
+    rng = np.random.default_rng(1)
+    pds = rng.beta(0.5, 20, 4_000)
+    labels = (rng.random(len(pds)) < pds).astype(int)
+    metrics = probability_metrics(labels, pds)
+    assert metrics["gini"] == pytest.approx(2 * roc_auc_score(labels, pds) - 1)
+    assert metrics["ks"] == pytest.approx(ks_2samp(pds[labels == 1], pds[labels == 0]).statistic)
+
+
+def test_each_pd_decile_has_expected_defaults_and_a_jeffreys_interval_flagged_when_missed():
+    rng = np.random.default_rng(2)
+    pds = rng.beta(0.5, 20, 5_000)
+    labels = (rng.random(len(pds)) < pds).astype(int)
+    table = reliability_table(labels, pds)
+    for entry in table:
+        d, n = entry["defaults"], entry["rows"]
+        assert entry["expected_defaults"] == pytest.approx(entry["mean_pd"] * n)
+        low = beta.ppf(0.025, d + 0.5, n - d + 0.5) if d else 0.0
+        assert entry["jeffreys_low"] == pytest.approx(low)
+        assert entry["jeffreys_high"] == pytest.approx(beta.ppf(0.975, d + 0.5, n - d + 0.5))
+    assert sum(e["outside_interval"] for e in table) <= 2  # honest pds: ~5% of bins by chance
+    # The same outcomes against pds three times too high: the top deciles are flagged.
+    wrong = reliability_table(labels, np.minimum(3 * pds, 1.0))
+    assert all(e["outside_interval"] for e in wrong[-3:])
+    assert jeffreys_interval(0, 100)[0] == 0.0
+    assert jeffreys_interval(100, 100)[1] == 1.0
+
+
+def test_the_baseline_is_fitted_on_the_same_rows_and_shown_beside_the_chosen_model(frame):
+    cfg = TrainConfig(xgboost=QUICK, selection=SELECTION, search=NO_SEARCH, baseline=BASELINE)
+    result = fit(frame, cfg)
+    baseline = result.baseline
+    assert result.selection["baseline"]["params"]["max_depth"] == BASELINE.max_depth
+    assert baseline["holdout"]["rows"] == result.metrics["rows"]
+    assert baseline["holdout"]["defaults"] == result.metrics["defaults"]
+    assert len(result.holdout_baseline_pd) == len(result.holdout_labels)
+    assert baseline["holdout"]["roc_auc"] == pytest.approx(
+        roc_auc_score(result.holdout_labels, result.holdout_baseline_pd)
+    )
+    for name in ("roc_auc", "pr_auc", "log_loss", "brier", "gini", "ks"):
+        assert baseline["vs_model"][name] == {
+            "model": result.metrics[name],
+            "baseline": baseline["holdout"][name],
+        }
+    selection = result.selection
+    if selection["kept"] == "chosen":
+        assert selection["cv_score"] <= baseline["cv_score"]
+    else:
+        assert selection["chosen_before_baseline"]["score"] > baseline["cv_score"] == selection["cv_score"]
+
+
+def test_a_chosen_model_worse_than_the_baseline_gives_way_to_it(frame):
+    # A starting point that cannot learn in its trees: cross-validation must prefer the baseline.
+    weak = replace(QUICK, learning_rate=0.005, n_estimators=20)
+    cfg = TrainConfig(xgboost=weak, selection=SELECTION, search=NO_SEARCH, baseline=BASELINE)
+    result = fit(frame, cfg)
+    selection = result.selection
+    assert selection["kept"] == "baseline"
+    assert selection["strategy"] == "none"
+    assert selection["params"]["learning_rate"] == BASELINE.learning_rate
+    assert selection["cv_score"] == selection["baseline"]["score"]
+    assert selection["chosen_before_baseline"]["score"] > selection["baseline"]["score"]
+    assert result.booster.num_boosted_rounds() == selection["baseline"]["rounds"]
+    # The kept model is the baseline itself: the challenger's pd is the model's raw probability.
+    raw = result.booster.inplace_predict(feature_matrix(frame)[:5])
+    assert raw.shape == (5,)
+    assert result.baseline["holdout"]["roc_auc"] == pytest.approx(result.metrics["roc_auc"], abs=0.02)
+
+
+def test_monotone_constraints_hold_on_the_sweep_and_their_cost_is_shown(frame):
+    params = replace(QUICK, monotone_constraints=CONSTRAINED)
+    cfg = TrainConfig(xgboost=params, selection=SELECTION, search=NO_SEARCH, baseline=BASELINE)
+    result = fit(frame, cfg)
+    monotone = result.monotone
+    assert monotone["constraints"] == dict(CONSTRAINED)
+    assert [c["feature"] for c in monotone["check"]] == [name for name, _ in CONSTRAINED]
+    assert all(c["violations"] == 0 and c["grid_points"] >= 5 and c["rows"] == 200 for c in monotone["check"])
+    cost = monotone["cost"]
+    assert cost["roc_auc_cost"] == pytest.approx(cost["roc_auc_unconstrained"] - cost["roc_auc_constrained"])
+    assert abs(cost["roc_auc_cost"]) < 0.05
+    # The baseline obeys the same constraints: a kept baseline must not break them either.
+    assert result.selection["baseline"]["params"]["monotone_constraints"] == CONSTRAINED
+
+
+def test_the_sweep_finds_the_violations_of_an_unconstrained_model(frame):
+    matrix, labels = feature_matrix(frame), frame[DEFAULT].to_numpy()
+    deep = replace(QUICK, max_depth=6, learning_rate=0.3)
+    free = train_booster(matrix, labels, deep, SEED, 60)
+    bound = train_booster(
+        matrix, labels, replace(deep, monotone_constraints=(("num_arch_ok_0_12m", -1),)), SEED, 60
+    )
+    column = FEATURE_NAMES.index("num_arch_ok_0_12m")
+    grid = sweep_grid(matrix[:, column])
+    assert count_violations(free, matrix[:300], column, grid, -1) > 0
+    assert count_violations(bound, matrix[:300], column, grid, -1) == 0
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("num_unpaid_bills = 2", "must be -1, 0 or 1"),
+        ("num_unpaid_bills = true", "must be -1, 0 or 1"),
+        ("no_such_feature = 1", "unknown feature"),
+        ("merchant_group = 1", "categorical"),
+    ],
+)
+def test_monotone_settings_are_checked_when_the_config_is_read(tmp_path, section, message):
+    path = tmp_path / "train.toml"
+    path.write_text(f"[monotone]\n{section}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(path)
+
+
+def test_monotone_settings_are_read_in_schema_order_and_zero_means_none(tmp_path):
+    path = tmp_path / "train.toml"
+    path.write_text(
+        "[monotone]\nnum_unpaid_bills = 1\naccount_days_in_dc_12_24m = 1\nage = 0\nnum_arch_ok_0_12m = -1\n"
+    )
+    cfg = load_train_config(path)
+    assert cfg.xgboost.monotone_constraints == (
+        ("account_days_in_dc_12_24m", 1),
+        ("num_arch_ok_0_12m", -1),
+        ("num_unpaid_bills", 1),
+    )
+    assert cfg.xgboost.booster_params(1)["monotone_constraints"] == dict(cfg.xgboost.monotone_constraints)
+    assert "monotone_constraints" not in load_train_config().xgboost.booster_params(1)
