@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from defaultrisk.config import CONF_DIR, load_score_config, load_train_config
+from defaultrisk.config import CONF_DIR, XGBoostParams, load_score_config, load_train_config
 from defaultrisk.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,4 +129,9 @@ def test_command_line_values_are_range_checked_too():
 
 def test_from_a_checkout_the_defaults_are_the_checkouts_conf():
     assert CONF_DIR == REPO / "conf"
-    assert load_train_config().xgboost.max_depth == 2  # conf/train.toml, not the dataclass default (4)
+    # conf/train.toml's values, not the dataclass defaults, wherever the two differ (and they do).
+    shipped = tomllib.loads((REPO / "conf" / "train.toml").read_text())["xgboost"]
+    differ = {k: v for k, v in shipped.items() if getattr(XGBoostParams(), k) != v}
+    assert differ
+    loaded = load_train_config().xgboost
+    assert {k: getattr(loaded, k) for k in differ} == differ
