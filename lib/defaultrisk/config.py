@@ -8,18 +8,28 @@ is reported at once in one `ConfigError` naming section, key, what was expected 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import tomllib
-import types
-import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from defaultrisk.errors import ConfigError
 from defaultrisk.schema import CATEGORY, FEATURES
+from defaultrisk.settings import (
+    at_least_zero,
+    check_flags,
+    check_values,
+    choice,
+    fail_if,
+    found,
+    fraction,
+    positive,
+    ratios,
+    read_sections,
+    setting,
+    whole,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,46 +58,16 @@ SPARK_SAMPLING = "spark"
 SAMPLING_MODES = (DRIVER_SAMPLING, SPARK_SAMPLING)
 
 
-def _setting(default, must: str, ok: Callable[[object], bool]):
-    """A field whose value must pass `ok` beyond its declared type; `must` says so in an error."""
-    return field(default=default, metadata={"must": must, "ok": ok})
-
-
-def _choice(default: str, choices: tuple[str, ...]):
-    *first, last = (f'"{c}"' for c in choices)
-    return _setting(default, f"{', '.join(first)} or {last}", lambda v: v in choices)
-
-
-def _whole(default: int | None, low: int, high: int | None = None):
-    must = f"a whole number from {low} to {high}" if high is not None else f"a whole number >= {low}"
-    return _setting(default, must, lambda v: low <= v and (high is None or v <= high))
-
-
-def _fraction(default: float | None, *, include_one: bool = True):
-    """A number in (0, 1] (or (0, 1) when one is excluded)."""
-    if include_one:
-        return _setting(default, "a number in (0, 1]", lambda v: 0.0 < v <= 1.0)
-    return _setting(default, "a number in (0, 1)", lambda v: 0.0 < v < 1.0)
-
-
-def _positive(default: float | None):
-    return _setting(default, "a number above 0", lambda v: v > 0.0)
-
-
-def _at_least_zero(default: float):
-    return _setting(default, "a number >= 0", lambda v: v >= 0.0)
-
-
 @dataclass(frozen=True)
 class XGBoostParams:
-    n_estimators: int = _whole(300, 1)
-    max_depth: int = _whole(4, 1)
-    learning_rate: float = _fraction(0.05)
-    subsample: float = _fraction(0.8)
-    colsample_bytree: float = _fraction(0.8)
-    min_child_weight: float = _at_least_zero(1.0)
-    reg_lambda: float = _at_least_zero(1.0)
-    nthread: int = _whole(2, 1)
+    n_estimators: int = whole(300, 1)
+    max_depth: int = whole(4, 1)
+    learning_rate: float = fraction(0.05)
+    subsample: float = fraction(0.8)
+    colsample_bytree: float = fraction(0.8)
+    min_child_weight: float = at_least_zero(1.0)
+    reg_lambda: float = at_least_zero(1.0)
+    nthread: int = whole(2, 1)
     # A credit team's stated directions: (feature, +1 risk never falls / -1 never rises as it grows),
     # from the [monotone] section.
     monotone_constraints: tuple[tuple[str, int], ...] = ()
@@ -112,33 +92,29 @@ class XGBoostParams:
 
 @dataclass(frozen=True)
 class ThresholdRule:
-    rule: str = _choice("target_precision", THRESHOLD_RULES)
+    rule: str = choice("target_precision", THRESHOLD_RULES)
     # The precision or recall to reach (target_precision, target_recall).
-    target: float = _fraction(0.3)
+    target: float = fraction(0.3)
     # cost_ratio rule: what a false alarm costs relative to a missed default.
-    cost_ratio: float = _positive(0.1)
-
-
-def _ratios(default: tuple[float, ...]):
-    return _setting(default, "a list of numbers in (0, 1]", lambda v: all(0.0 < r <= 1.0 for r in v))
+    cost_ratio: float = positive(0.1)
 
 
 @dataclass(frozen=True)
 class SelectionConfig:
     """Which imbalance strategies cross-validation compares, and how the winner is chosen."""
 
-    cv_folds: int = _whole(3, 2)
-    metric: str = _choice("log_loss", SELECTION_METRICS)
+    cv_folds: int = whole(3, 2)
+    metric: str = choice("log_loss", SELECTION_METRICS)
     no_resampling: bool = True
     # Minority-to-majority ratios after random undersampling (imbalanced-learn's sampling_strategy).
-    undersampling_ratios: tuple[float, ...] = _ratios((0.05, 0.1, 0.3))
+    undersampling_ratios: tuple[float, ...] = ratios((0.05, 0.1, 0.3))
     # The same ratios reached by weighting the defaulters (XGBoost's scale_pos_weight) instead.
-    class_weight_ratios: tuple[float, ...] = _ratios((0.1,))
+    class_weight_ratios: tuple[float, ...] = ratios((0.1,))
     # Cross-validation reads each fold's score every `round_step` trees to choose the number of trees,
     # and stops adding trees when the mean score has not improved for `patience` such readings.
-    round_step: int = _whole(20, 1)
-    patience: int = _whole(3, 1)
-    calibration_methods: tuple[str, ...] = _setting(
+    round_step: int = whole(20, 1)
+    patience: int = whole(3, 1)
+    calibration_methods: tuple[str, ...] = setting(
         CALIBRATION_METHODS,
         "a non-empty list of " + ", ".join(f'"{m}"' for m in CALIBRATION_METHODS),
         lambda v: bool(v) and set(v) <= set(CALIBRATION_METHODS),
@@ -151,12 +127,12 @@ class SearchConfig:
     `candidates` seeded random draws; the budget is in trees, the time only a logged safety stop."""
 
     enabled: bool = True
-    candidates: int = _whole(12, 0)
-    time_budget_seconds: float = _positive(300.0)
+    candidates: int = whole(12, 0)
+    time_budget_seconds: float = positive(300.0)
     # Each rung keeps the best 1/halving_factor of the candidates and gives them halving_factor times
     # the budget; the first rung's budget is learning_rate x trees (so slow learners get more trees).
-    halving_factor: int = _whole(3, 2)
-    first_rung_budget: float = _positive(2.0)
+    halving_factor: int = whole(3, 2)
+    first_rung_budget: float = positive(2.0)
 
 
 @dataclass(frozen=True)
@@ -164,13 +140,13 @@ class BaselineConfig:
     """The untuned challenger fitted in every run: fixed, widely used settings, no resampling."""
 
     enabled: bool = True
-    n_estimators: int = _whole(600, 1)
-    max_depth: int = _whole(4, 1)
-    learning_rate: float = _fraction(0.05)
-    min_child_weight: float = _at_least_zero(5.0)
-    subsample: float = _fraction(0.8)
-    colsample_bytree: float = _fraction(0.7)
-    reg_lambda: float = _at_least_zero(1.0)
+    n_estimators: int = whole(600, 1)
+    max_depth: int = whole(4, 1)
+    learning_rate: float = fraction(0.05)
+    min_child_weight: float = at_least_zero(5.0)
+    subsample: float = fraction(0.8)
+    colsample_bytree: float = fraction(0.7)
+    reg_lambda: float = at_least_zero(1.0)
 
     def params(self, base: XGBoostParams) -> XGBoostParams:
         """The baseline's parameters; threads and monotone constraints are the run's."""
@@ -182,17 +158,17 @@ class BaselineConfig:
 class TrainConfig:
     input_path: str = ""
     model_dir: str = ""
-    input_format: str = _choice("auto", INPUT_FORMATS)
+    input_format: str = choice("auto", INPUT_FORMATS)
     # Optional `uuid;true_pd` file of generated data: the report then compares the model with the truth.
     truth_path: str | None = None
-    seed: int = _whole(7, 0)
-    holdout_fraction: float = _fraction(0.2, include_one=False)
+    seed: int = whole(7, 0)
+    holdout_fraction: float = fraction(0.2, include_one=False)
     # How the labelled rows reach the driver: "driver" collects them all; "spark" first keeps every
     # defaulter and a seeded fraction of the non-defaulters inside Spark: `spark_negative_rate`, or the
     # rate that brings the expected row count to `max_driver_rows` (one of the two).
-    sampling: str = _choice(DRIVER_SAMPLING, SAMPLING_MODES)
-    spark_negative_rate: float | None = _fraction(None)
-    max_driver_rows: int | None = _setting(None, "a whole number above 0", lambda v: v > 0)
+    sampling: str = choice(DRIVER_SAMPLING, SAMPLING_MODES)
+    spark_negative_rate: float | None = fraction(None)
+    max_driver_rows: int | None = setting(None, "a whole number above 0", lambda v: v > 0)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
@@ -205,8 +181,8 @@ class DriftSettings:
     """The `[drift]` section of `conf/score.toml`; becomes ScoreConfig's drift fields."""
 
     enabled: bool = True
-    psi_limit: float | None = _positive(0.25)
-    min_rows: int = _whole(1000, 0)
+    psi_limit: float | None = positive(0.25)
+    min_rows: int = whole(1000, 0)
 
 
 @dataclass(frozen=True)
@@ -218,11 +194,11 @@ class ScoreConfig:
     results_csv: str | None = None
     rejects_dir: str | None = None
     unlabeled_only: bool = False
-    input_format: str = _choice("auto", INPUT_FORMATS)
+    input_format: str = choice("auto", INPUT_FORMATS)
     # Digits after the decimal point for pd in results.csv (fixed notation, never scientific).
-    results_csv_decimals: int = _whole(10, 1, 17)
+    results_csv_decimals: int = whole(10, 1, 17)
     # How many features pushing each customer's risk up to name in `reason_codes`; 0 turns them off.
-    reason_codes: int = _whole(3, 0, len(FEATURES))
+    reason_codes: int = whole(3, 0, len(FEATURES))
     # A backfill scores every date from `snapshot_date` to `date_to` (inclusive), each its own run;
     # `{snapshot_date}` in the input path (and results.csv path) is replaced by the date.
     date_to: date | None = None
@@ -263,94 +239,6 @@ class ScoreConfig:
         return self.rejects_dir or self.output_dir.rstrip("/") + "/_rejects"
 
 
-# What each TOML type is called in an error, and what each declared type expects when no range is given.
-_EXPECTED = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", date: "a date"}
-_BAD = object()  # a value of the wrong type
-_NOT_IN_FILES = object()  # a field only the command line sets
-
-
-def _found(value) -> str:
-    """A value as the file wrote it, and what TOML read it as."""
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, str):
-        return f"{json.dumps(value)} (a string)"
-    if isinstance(value, int):
-        return f"{value} (a whole number)"
-    if isinstance(value, float):
-        return f"{value!r} (a float)"
-    if isinstance(value, list):
-        return f"{json.dumps(value, default=str)} (a list)"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, datetime):
-        return f"{value.isoformat()} (a date and time)"
-    return f"{value} ({type(value).__name__})"
-
-
-def _optional_of(hint):
-    """`X` for `X | None`, else the hint itself."""
-    if isinstance(hint, types.UnionType):
-        return next(a for a in typing.get_args(hint) if a is not type(None))
-    return hint
-
-
-def _convert(value, hint):
-    """`value` as the declared type, `_BAD` when it is not one, `_NOT_IN_FILES` for flag-only fields.
-
-    Strict on purpose: TOML's booleans are never numbers, strings never numbers or booleans; a whole
-    number is accepted where a number is declared.
-    """
-    hint = _optional_of(hint)
-    if hint is bool or hint is str:
-        return value if isinstance(value, hint) else _BAD
-    if hint is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _BAD
-    if hint is float:
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _BAD
-    if hint is date:
-        return value if isinstance(value, date) and not isinstance(value, datetime) else _BAD
-    if typing.get_origin(hint) is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
-        if not isinstance(value, list):
-            return _BAD
-        items = [_convert(v, typing.get_args(hint)[0]) for v in value]
-        return _BAD if any(i is _BAD for i in items) else tuple(items)
-    return _NOT_IN_FILES
-
-
-def _check_values(cls, values: dict, where: str, problems: list[str]) -> dict:
-    """The values of one section that have their field's type and range, converted; the rest as problems."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    good = {}
-    for key, value in values.items():
-        spec = fields.get(key)
-        if spec is None or dataclasses.is_dataclass(hints[key]):
-            problems.append(f"{where} {key} is not a known setting")
-            continue
-        converted = _convert(value, hints[key])
-        if converted is _NOT_IN_FILES:
-            problems.append(f"{where} {key} is set on the command line, not in a config file")
-            continue
-        ok = spec.metadata.get("ok", lambda _: True)
-        if converted is _BAD or not ok(converted):
-            must = spec.metadata.get("must") or _EXPECTED[_optional_of(hints[key])]
-            problems.append(f"{where} {key} must be {must}, found {_found(value)}")
-            continue
-        good[key] = converted
-    return good
-
-
-def _check_flags(cls, overrides: dict, problems: list[str]) -> None:
-    """Command-line values come typed by argparse; only their ranges are left to check."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key, value in overrides.items():
-        ok = fields[key].metadata.get("ok")
-        if ok is not None and value is not None and not ok(value):
-            flag = "--" + key.replace("_", "-")
-            problems.append(f"{flag} must be {fields[key].metadata['must']}, found {value!r}")
-
-
 def _read_toml(path: Path | None, default_name: str) -> tuple[str, dict]:
     """The file's name and its contents; the shipped default when no path is given."""
     if path is None:
@@ -366,54 +254,34 @@ def _read_toml(path: Path | None, default_name: str) -> tuple[str, dict]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def _sections(raw: dict, known: tuple[str, ...], problems: list[str]) -> dict[str, dict]:
-    """Each known section's table (empty when absent); unknown sections and non-tables as problems."""
-    for name in sorted(set(raw) - set(known)):
-        problems.append(f"[{name}] is not a known section (known: {', '.join(known)})")
-    tables = {}
-    for name in known:
-        value = raw.get(name, {})
-        if not isinstance(value, dict):
-            problems.append(f"[{name}] must be a table, found {_found(value)}")
-            value = {}
-        tables[name] = value
-    return tables
-
-
-def _fail_if(problems: list[str], source: str) -> None:
-    # One line, every problem: the job's failure reason is a single stderr line.
-    if problems:
-        raise ConfigError(f"config {source}: {'; '.join(problems)}")
-
-
 def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
     """Read `conf/train.toml` (or `path`) and apply the command line's values."""
     source, raw = _read_toml(path, "train.toml")
     problems: list[str] = []
     known = ("train", "selection", "search", "baseline", "xgboost", "threshold", "monotone")
-    tables = _sections(raw, known, problems)
+    tables = read_sections(raw, known, problems)
     if tables["xgboost"].pop("monotone_constraints", None) is not None:
         problems.append("[xgboost] monotone_constraints: directions go in their own [monotone] section")
     monotone = _monotone(tables["monotone"], problems)
-    train = _check_values(TrainConfig, tables["train"], "[train]", problems)
+    train = check_values(TrainConfig, tables["train"], "[train]", problems)
     sections = {
         "selection": SelectionConfig(
-            **_check_values(SelectionConfig, tables["selection"], "[selection]", problems)
+            **check_values(SelectionConfig, tables["selection"], "[selection]", problems)
         ),
-        "search": SearchConfig(**_check_values(SearchConfig, tables["search"], "[search]", problems)),
+        "search": SearchConfig(**check_values(SearchConfig, tables["search"], "[search]", problems)),
         "baseline": BaselineConfig(
-            **_check_values(BaselineConfig, tables["baseline"], "[baseline]", problems)
+            **check_values(BaselineConfig, tables["baseline"], "[baseline]", problems)
         ),
         "xgboost": XGBoostParams(
-            **_check_values(XGBoostParams, tables["xgboost"], "[xgboost]", problems),
+            **check_values(XGBoostParams, tables["xgboost"], "[xgboost]", problems),
             monotone_constraints=monotone,
         ),
         "threshold": ThresholdRule(
-            **_check_values(ThresholdRule, tables["threshold"], "[threshold]", problems)
+            **check_values(ThresholdRule, tables["threshold"], "[threshold]", problems)
         ),
     }
-    _check_flags(TrainConfig, overrides, problems)
-    _fail_if(problems, source)
+    check_flags(TrainConfig, overrides, problems)
+    fail_if(problems, source)
     cfg = TrainConfig(**{**train, **overrides, **sections})
     # Settings that must agree with each other, checked once each value is right on its own.
     if cfg.xgboost.n_estimators < cfg.selection.round_step:
@@ -426,7 +294,7 @@ def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
     ):
         problems.append("[selection] compares no strategy: enable no_resampling or give a ratio")
     problems.extend(_sampling_problems(cfg))
-    _fail_if(problems, source)
+    fail_if(problems, source)
     log.info("train config from %s", source)
     return cfg
 
@@ -441,7 +309,7 @@ def _monotone(section: dict, problems: list[str]) -> tuple[tuple[str, int], ...]
         elif kinds[name] == CATEGORY:
             problems.append(f"[monotone] {name} is categorical: only numeric features can be monotone")
         elif isinstance(direction, bool) or direction not in (-1, 0, 1):
-            problems.append(f"[monotone] {name} must be -1, 0 or 1, found {_found(direction)}")
+            problems.append(f"[monotone] {name} must be -1, 0 or 1, found {found(direction)}")
         else:
             good[name] = int(direction)
     return tuple((f.name, good[f.name]) for f in FEATURES if good.get(f.name))
@@ -470,14 +338,14 @@ def load_score_config(path: Path | None = None, **overrides) -> ScoreConfig:
     """Read `conf/score.toml` (or `path`) and apply the command line's values."""
     source, raw = _read_toml(path, "score.toml")
     problems: list[str] = []
-    tables = _sections(raw, ("score", "drift"), problems)
-    score = _check_values(ScoreConfig, tables["score"], "[score]", problems)
+    tables = read_sections(raw, ("score", "drift"), problems)
+    score = check_values(ScoreConfig, tables["score"], "[score]", problems)
     for key in ("drift", "psi_limit", "drift_min_rows"):
         if key in score:  # one way to say it: [drift] enabled, psi_limit, min_rows
             problems.append(f"[score] {key} is not a known setting (drift settings go in [drift])")
-    drift = DriftSettings(**_check_values(DriftSettings, tables["drift"], "[drift]", problems))
-    _check_flags(ScoreConfig, overrides, problems)
-    _fail_if(problems, source)
+    drift = DriftSettings(**check_values(DriftSettings, tables["drift"], "[drift]", problems))
+    check_flags(ScoreConfig, overrides, problems)
+    fail_if(problems, source)
     drift_fields = {"drift": drift.enabled, "psi_limit": drift.psi_limit, "drift_min_rows": drift.min_rows}
     cfg = ScoreConfig(**{**score, **drift_fields, **overrides})
     _check_dates(cfg)
