@@ -15,15 +15,13 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
-from pathlib import Path
 from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
 import defaultrisk
 from defaultrisk.backtest.command import add_backtest_arguments, run_backtest_job
-from defaultrisk.config import CONF_DIR, INPUT_FORMATS, load_score_config, load_train_config
+from defaultrisk.config import CONF_DIR
 from defaultrisk.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -34,20 +32,13 @@ from defaultrisk.errors import (
     warning_exit,
 )
 from defaultrisk.progress import Heartbeat
+from defaultrisk.scoring.command import add_score_arguments, check_score_arguments, run_score_job
 from defaultrisk.serving.command import add_serve_arguments, check_serve_arguments, run_serve
 from defaultrisk.session import build_session
+from defaultrisk.training.command import add_train_arguments, run_train_job
 
 log = logging.getLogger("defaultrisk")
 Config = TypeVar("Config")
-
-
-def pipeline_of(job: str) -> Callable:
-    """The pipeline function of a job: the one place that says where the pipelines live."""
-    # Imported when a job runs, so `defaultrisk --help` does not load XGBoost and scikit-learn.
-    from defaultrisk.scoring.pipeline import run_score
-    from defaultrisk.training.pipeline import run_train
-
-    return {"train": run_train, "score": run_score}[job]
 
 
 def configure_logging() -> None:
@@ -163,107 +154,6 @@ def _stop_quietly(spark: SparkSession) -> None:
     except Exception as exc:
         text = str(exc).strip()
         log.warning("could not stop Spark: %s", text.splitlines()[0] if text else type(exc).__name__)
-
-
-# -- train -------------------------------------------------------------------------------------------
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, help="labelled customer table: original CSV or Parquet")
-    parser.add_argument("--model-dir", required=True, help="directory to write the model and its report to")
-    parser.add_argument("--config", type=Path, help="TOML settings (default: conf/train.toml)")
-    parser.add_argument("--input-format", choices=INPUT_FORMATS, help="override auto-detection")
-    parser.add_argument("--seed", type=int, help="override the configured seed")
-    parser.add_argument(
-        "--truth", help="`uuid;true_pd` file of generated data: the report compares the model with it"
-    )
-
-
-def run_train_job(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    overrides = {"input_path": args.input, "model_dir": args.model_dir}
-    if args.input_format:
-        overrides["input_format"] = args.input_format
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    if args.truth:
-        overrides["truth_path"] = args.truth
-    return run_job("train", lambda: load_train_config(args.config, **overrides), pipeline_of("train"), spark)
-
-
-# -- score -------------------------------------------------------------------------------------------
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
-
-
-def _model_dir(text: str) -> tuple[date | None, str]:
-    """`DIR`, or `YYYY-MM-DD=DIR`: that model scores from that date on (in a backfill)."""
-    first, sep, rest = text.partition("=")
-    if sep and len(first) == 10:
-        return _date(first), rest
-    return None, text
-
-
-def add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--input",
-        required=True,
-        help="customer snapshot, CSV or Parquet ({snapshot_date} is replaced)",
-    )
-    parser.add_argument(
-        "--model-dir",
-        required=True,
-        action="append",
-        type=_model_dir,
-        help="a directory written by the train job; repeat as YYYY-MM-DD=DIR for models by date range",
-    )
-    parser.add_argument("--output", required=True, help="root of the scored table (partitioned by date)")
-    dates = parser.add_mutually_exclusive_group(required=True)
-    dates.add_argument("--snapshot-date", type=_date, help="the snapshot's date, YYYY-MM-DD")
-    dates.add_argument("--from", dest="date_from", type=_date, help="first date of a backfill (with --to)")
-    parser.add_argument("--to", dest="date_to", type=_date, help="last date of a backfill, inclusive")
-    parser.add_argument("--results-csv", help="also write one `uuid;pd` file ({snapshot_date} is replaced)")
-    parser.add_argument("--rejects", help="root of the rejected-rows table (default: OUTPUT/_rejects)")
-    parser.add_argument(
-        "--unlabeled-only", action="store_true", help="score only rows whose `default` is missing"
-    )
-    parser.add_argument("--dry-run", action="store_true", help="list what would be read and written; no run")
-    parser.add_argument("--table", help="register or refresh NAME, NAME_rejects, NAME_runs in the catalog")
-    parser.add_argument("--config", type=Path, help="TOML settings (default: conf/score.toml)")
-    parser.add_argument("--input-format", choices=INPUT_FORMATS, help="override auto-detection")
-
-
-def check_score_arguments(args: argparse.Namespace) -> str | None:
-    """What argparse cannot say on its own: the usage error, if any."""
-    if (args.date_from is None) != (args.date_to is None):
-        return "--from and --to go together"
-    if len([d for first, d in args.model_dir if first is None]) > 1:
-        return "give one --model-dir DIR; further ones as YYYY-MM-DD=DIR"
-    return None
-
-
-def run_score_job(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    ranges = tuple(sorted((first, d) for first, d in args.model_dir if first is not None))
-    overrides = {
-        "input_path": args.input,
-        "model_dir": next((d for first, d in args.model_dir if first is None), ""),
-        "model_ranges": ranges,
-        "output_dir": args.output,
-        "snapshot_date": args.snapshot_date or args.date_from,
-        "date_to": args.date_to,
-        "results_csv": args.results_csv,
-        "rejects_dir": args.rejects,
-        "unlabeled_only": args.unlabeled_only,
-        "dry_run": args.dry_run,
-        "table": args.table,
-    }
-    if args.input_format:
-        overrides["input_format"] = args.input_format
-    return run_job("score", lambda: load_score_config(args.config, **overrides), pipeline_of("score"), spark)
 
 
 # -- the commands ------------------------------------------------------------------------------------

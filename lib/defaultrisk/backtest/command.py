@@ -9,13 +9,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from defaultrisk.backtest.config import load_backtest_config
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+from defaultrisk.scoring.command import snapshot_date as _date
 
 
 def _date_pair(text: str) -> tuple[date, date]:
