@@ -54,8 +54,8 @@ inputs_digest() {
   {
     "$BASE_PYTHON" -VV
     echo "python-prefix=$PYTHON_PREFIX"
-    sha256sum requirements.txt setup.py scripts/pack_env.sh
-    find lib -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.pyc' -print0 \
+    sha256sum requirements.txt setup.py pyproject.toml scripts/pack_env.sh
+    find lib conf -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.pyc' -print0 \
       | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 }
