@@ -193,3 +193,16 @@ def test_labelled_table_rejects_a_label_that_is_not_0_or_1(spark, tmp_path):
     )
     assert_df_equality(validated, expected, ignore_row_order=True, ignore_nullable=True)
     assert GOOD_ROW["default"] == "NA"
+
+
+def test_parquet_has_paid_written_as_0_and_1_reads_as_false_and_true(spark, tmp_path):
+    frame = pd.DataFrame([row(1), row(2), row(3)])
+    frame["has_paid"] = pd.Series([0, 1, None], dtype="Int64")
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path)
+    validated = _validated(spark, path).select(UUID, "has_paid", REASON)
+    expected = spark.createDataFrame(
+        [(uuid_for(1), False, None), (uuid_for(2), True, None), (uuid_for(3), None, None)],
+        f"{UUID} string, has_paid boolean, {REASON} string",
+    )
+    assert_df_equality(validated, expected, ignore_row_order=True, ignore_nullable=True)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,6 @@ import pytest
 from pyspark import TaskContext
 from sampledata import make_history, write_original_csv
 
-from defaultrisk.errors import EXIT_INPUT, EXIT_MODEL, EXIT_USAGE
 from defaultrisk.schema import FEATURE_NAMES, INPUT_COLUMNS, SCORED_SCHEMA
 from defaultrisk.scoring import staging
 
@@ -103,9 +103,9 @@ def test_score_job_writes_table_rejects_results_and_reconciles(spark, trained, s
     uuids = [line.split(";")[0] for line in lines[1:]]
     assert uuids == sorted(uuids)
     by_uuid = dict(zip(table.column("uuid").to_pylist(), table.column("pd").to_pylist(), strict=True))
-    first_uuid, first_pd = lines[1].split(";")
-    assert float(first_pd) == pytest.approx(by_uuid[first_uuid], abs=1e-10)
-    assert "E" not in results.read_text()
+    # Fixed notation, exactly 10 decimals, as the README documents: the table's pd, rounded.
+    assert all(re.fullmatch(r"[0-9a-fA-F-]{36};[01]\.[0-9]{10}", line) for line in lines[1:])
+    assert all(pd == f"{by_uuid[uuid]:.10f}" for uuid, pd in (line.split(";") for line in lines[1:]))
 
 
 def test_rerun_replaces_its_date_and_leaves_other_dates_byte_identical(
@@ -126,6 +126,10 @@ def test_rerun_replaces_its_date_and_leaves_other_dates_byte_identical(
     assert _digest(other_rejects) == before_rejects
     assert set(_digest(rerun)) != files_before  # a fresh write, not an append
     assert pq.read_table(rerun).num_rows == summary["scored_rows"]
+    # The replaced partitions are gone, not kept aside: every data file left is a live partition's.
+    live = {other, other_rejects, rerun, output / "_rejects" / "snapshot_date=2026-11-22"}
+    kept = [p for p in output.rglob("*.parquet") if not {"_runs", "_drift"} & set(p.parts)]
+    assert [p for p in kept if p.parent not in live] == []
 
 
 def test_rerun_with_every_row_rejected_empties_that_date(spark, trained, snapshot, tmp_path, capsys):
@@ -163,7 +167,7 @@ def test_missing_columns_exit_3_naming_them_and_write_nothing(spark, trained, tm
     columns = [c for c in INPUT_COLUMNS if c not in ("age", "time_hours")]
     path = write_csv(tmp_path / "t.csv", [row(1)], columns=columns)
     code, _, err = _score(spark, capsys, trained[0], path, tmp_path / "scored", "2026-11-21")
-    assert code == EXIT_INPUT
+    assert code == 3
     assert "age" in err.strip().splitlines()[-1]
     assert "time_hours" in err.strip().splitlines()[-1]
     assert sorted(p.name for p in (tmp_path / "scored").iterdir()) == ["_runs"]  # the failed run's row
@@ -175,7 +179,7 @@ def test_tampered_model_exits_4_before_anything_is_written(spark, trained, snaps
     with (model_dir / "model.json").open("a") as fh:
         fh.write(" ")
     code, _, err = _score(spark, capsys, model_dir, snapshot[0], tmp_path / "scored", "2026-11-21")
-    assert code == EXIT_MODEL
+    assert code == 4
     assert "does not match its manifest" in err
     assert sorted(p.name for p in (tmp_path / "scored").iterdir()) == ["_runs"]  # the failed run's row
 
@@ -184,7 +188,7 @@ def test_unreadable_input_exits_3(spark, trained, tmp_path, capsys):
     code, _, err = _score(
         spark, capsys, trained[0], tmp_path / "nowhere.csv", tmp_path / "scored", "2026-11-21"
     )
-    assert code == EXIT_INPUT
+    assert code == 3
     assert "cannot read input" in err
 
 
@@ -194,7 +198,7 @@ def test_bad_config_exits_2(spark, trained, snapshot, tmp_path, capsys):
     code, _, err = _score(
         spark, capsys, trained[0], snapshot[0], tmp_path / "scored", "2026-11-21", "--config", str(config)
     )
-    assert code == EXIT_USAGE
+    assert code == 2
     assert "results_csv_decimal" in err
 
 
@@ -203,7 +207,7 @@ def test_bad_date_is_a_usage_error():
         score_job.parse_args(
             ["--input", "x", "--model-dir", "m", "--output", "o", "--snapshot-date", "21/11/2026"]
         )
-    assert excinfo.value.code == EXIT_USAGE
+    assert excinfo.value.code == 2
 
 
 @pytest.mark.slow
@@ -244,7 +248,7 @@ def test_jobs_run_as_scripts_with_exit_codes_and_a_summary_line(tmp_path):
     refused = run(
         "jobs/score.py", *common, "--model-dir", str(tmp_path / "absent"), "--output", str(tmp_path / "o2")
     )
-    assert refused.returncode == EXIT_MODEL
+    assert refused.returncode == 4
     assert refused.stderr.strip().splitlines()[-1].startswith("score: error: no manifest.json")
     assert refused.stdout == ""
 

@@ -70,6 +70,9 @@ def test_unreachable_precision_falls_back_to_best_f1_and_says_so():
     pds = np.array([0.9, 0.1, 0.8, 0.2, 0.7, 0.6])
     chosen = choose_threshold(labels, pds, ThresholdRule(rule="target_precision", target=0.99))
     assert chosen["rule_met"] is False
+    # F1 by threshold: 0.1 -> 0.5, 0.2 -> 0.29, 0.6 and above -> 0: the best is 0.1.
+    assert chosen["value"] == pytest.approx(0.1)
+    assert chosen["f1"] == pytest.approx(0.5)
 
 
 def test_training_brings_pd_to_the_base_rate_whatever_strategy_wins(trained, manifest):

@@ -161,7 +161,6 @@ def test_uuid_duplicates_can_be_counted_over_the_whole_snapshot():
     ).reason.to_pylist() == [None, None]
 
 
-@pytest.mark.xfail(strict=True, reason="validate's floor() overflows past 2**63 under ANSI: the job fails")
 def test_a_count_beyond_the_long_range_is_rejected_as_too_large(spark, tmp_path):
     path = write_csv(tmp_path / "huge.csv", [row(1, num_active_inv="1e19"), row(2)])
     validated, checked = _validated_and_checked(spark, read_raw(spark, str(path)), False)

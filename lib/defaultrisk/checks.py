@@ -213,12 +213,13 @@ def present(values: pa.Array) -> pa.Array:
 
 
 def parse_double(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Spark's `try_cast(text AS DOUBLE)`: the values and a mask of those that parsed.
+    """validate's `_to_double`: the values and a mask of those that parsed.
 
     Java's grammar (surrounding control characters, a sign, `.5`, `5.`, an exponent, an `f`/`d`
     suffix, hexadecimal `0x1.8p1`, `NaN`, `Infinity`) plus Spark's literals `inf`, `infinity`, `nan`
     in any case. Hexadecimal values are rare enough to convert one by one.
     """
+    java_only = _java_only(text)
     s = pc.utf8_trim(text, characters=_JAVA_SPACE)
     values = np.full(len(text), np.nan)
     decimal = pc.fill_null(pc.match_substring_regex(s, _DECIMAL), False).to_numpy(zero_copy_only=False)
@@ -231,7 +232,19 @@ def parse_double(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         value = _special(s[i].as_py())
         if value is not None:
             values[i], parsed[i] = value, True
-    return values, parsed
+    values[java_only] = np.nan
+    return values, parsed & ~java_only
+
+
+def _java_only(text: pa.Array) -> np.ndarray:
+    """validate's `_to_double` refusals: a float-type suffix (`5d`, `7F`; not `inf`) or hexadecimal."""
+    last = pc.utf8_slice_codeunits(text, -1)
+    suffix = pc.and_(
+        pc.is_in(last, value_set=pa.array(list("dDfF"), _STRING)),
+        pc.invert(pc.is_in(pc.utf8_lower(text), value_set=pa.array(["inf", "+inf", "-inf"], _STRING))),
+    )
+    hexadecimal = pc.match_substring(text, "x", ignore_case=True)
+    return pc.fill_null(pc.or_(suffix, hexadecimal), False).to_numpy(zero_copy_only=False)
 
 
 def _special(text: str) -> float | None:
@@ -314,8 +327,9 @@ def _check_feature(feature: Feature, raw: pa.Array) -> tuple[pa.Array, pa.Array 
         if not whole_type:  # before the ranges: NaN sorts above every number in Spark
             conditions.append((known & ~np.isfinite(values), NOT_FINITE))
         if feature.kind in (COUNT, CODE) and not whole_type:
-            conditions.append((known & (values != np.floor(values)), NOT_WHOLE))
+            # validate's order: "too large" first (floor() of 1e19 or more overflows there).
             conditions.append((known & (np.abs(values) > MAX_WHOLE), TOO_LARGE))
+            conditions.append((known & (values != np.floor(values)), NOT_WHOLE))
         for op, bound, what in bounds(feature):
             conditions.append((known & _COMPARE[op](values, bound), what))
     return _typed(feature, raw, values, known, whole_type), _first_problem(feature, conditions, n)

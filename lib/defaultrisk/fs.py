@@ -247,3 +247,34 @@ def list_children(spark: SparkSession, path: str) -> list[str]:
     if not fs.exists(jpath):
         return []
     return sorted(str(s.getPath().toString()) for s in fs.listStatus(jpath))
+
+
+def data_files(spark: SparkSession, path: str) -> list[str] | None:
+    """The files a reader of `path` takes: the file itself, or a folder's files except Spark's and
+    Hadoop's side files (`_SUCCESS`, `.crc`: names starting with `_` or `.`); None if nothing is there."""
+    fs, jpath = filesystem(spark, path)
+    if not fs.exists(jpath):
+        return None
+    status = fs.getFileStatus(jpath)
+    if status.isFile():
+        return [str(status.getPath().toString())]
+    return sorted(
+        str(s.getPath().toString())
+        for s in fs.listStatus(jpath)
+        if s.isFile() and not s.getPath().getName().startswith(("_", "."))
+    )
+
+
+def read_head(spark: SparkSession, path: str, size: int) -> bytes:
+    """Up to `size` bytes from the start of a file, decompressed if its name says it is compressed."""
+    fs, jpath = filesystem(spark, path)
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(jpath)
+    stream = fs.open(jpath)
+    try:
+        if codec is not None:
+            stream = codec.createInputStream(stream)
+        return bytes(stream.readNBytes(size))
+    finally:
+        stream.close()

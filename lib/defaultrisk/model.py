@@ -9,7 +9,9 @@ values (`ModelPayload`).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,8 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FORMAT = "xgboost-json"
 MANIFEST_FORMAT_VERSION = 1
 _PICKLE_MAGIC = b"\x80"
+# When set, only models signed with this key (by whoever approves models: `sign_model`) score.
+MODEL_KEY_ENV = "DEFAULTRISK_MODEL_KEY"
 _LIBRARIES = ("xgboost-cpu", "xgboost", "numpy", "pandas", "pyarrow", "scikit-learn", "imbalanced-learn")
 
 
@@ -108,17 +112,60 @@ class CheckedModel:
         return self.payload.version
 
 
+# The manifest fields that change what scoring writes, beside the model file itself.
+IDENTITY_FIELDS = (
+    "features",
+    "calibration",
+    "threshold",
+    "master_scale",
+    "xgboost_version",
+    "drift_reference",
+)
+
+
+def identity_digest(model_sha256: str, manifest_fields: dict) -> str:
+    """sha256 of the model file's hash and every manifest field scoring reads.
+
+    The feature list, calibration and threshold change each row's pd and `is_high_risk`; the master
+    scale (`master_scale`, when a model has one) changes its grade; the XGBoost version the trees were
+    written with changes predictions across releases; the drift reference changes the drift report
+    and the exit code. Whatever the manifest says beyond these is description, not identity.
+    """
+    pinned = {"model_sha256": model_sha256}
+    pinned.update({key: manifest_fields.get(key) for key in IDENTITY_FIELDS})
+    pinned["threshold"] = (manifest_fields.get("threshold") or {}).get("value")
+    return sha256_bytes(json.dumps(pinned, sort_keys=True).encode())
+
+
 def model_version(model_sha256: str, manifest_fields: dict) -> str:
-    """Same model file, schema, calibration and threshold give the same version, on any machine."""
-    pinned = {
-        "model_sha256": model_sha256,
-        "features": manifest_fields["features"],
-        "calibration": manifest_fields["calibration"],
-        "threshold": manifest_fields["threshold"]["value"],
-    }
-    if manifest_fields.get("master_scale") is not None:  # models trained before grades keep their version
-        pinned["master_scale"] = manifest_fields["master_scale"]
-    return "pd-" + sha256_bytes(json.dumps(pinned, sort_keys=True).encode())[:12]
+    """Same model file and same fields that scoring reads give the same version, on any machine."""
+    return "pd-" + identity_digest(model_sha256, manifest_fields)[:12]
+
+
+def signature(model_sha256: str, manifest_fields: dict, key: str) -> str:
+    """HMAC-SHA256, under the approver's key, of the model's identity (`identity_digest`)."""
+    digest = identity_digest(model_sha256, manifest_fields)
+    return hmac.new(key.encode(), digest.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_model(model_dir: str | Path, key: str) -> str:
+    """Approve a checked model directory: write its manifest's `signature`; return the version."""
+    model_bytes, manifest = _read_unsigned(Path(model_dir))
+    manifest["signature"] = signature(sha256_bytes(model_bytes), manifest, key)
+    _write_json(Path(model_dir) / MANIFEST_FILE, manifest)
+    return manifest["model_version"]
+
+
+def _check_signature(manifest_path: Path, model_sha256: str, manifest: dict, key: str) -> None:
+    given = manifest.get("signature")
+    if not given:
+        raise ModelError(
+            f"{manifest_path} is not signed, and {MODEL_KEY_ENV} is set: only approved models score"
+        )
+    if not hmac.compare_digest(str(given), signature(model_sha256, manifest, key)):
+        raise ModelError(
+            f"{manifest_path}: signature does not match {MODEL_KEY_ENV}'s key: not an approved model"
+        )
 
 
 def save_model(model_dir: Path, booster: xgb.Booster, fields: dict) -> dict:
@@ -140,6 +187,7 @@ def save_model(model_dir: Path, booster: xgb.Booster, fields: dict) -> dict:
         "model_sha256": model_sha,
         "features": feature_spec(),
         **fields,
+        "xgboost_version": xgb.__version__,
         "library_versions": library_versions(),
     }
     manifest["model_version"] = model_version(model_sha, manifest)
@@ -151,9 +199,23 @@ def save_model(model_dir: Path, booster: xgb.Booster, fields: dict) -> dict:
 def read_checked_model(model_dir: str | Path) -> tuple[bytes, dict]:
     """The model file's bytes and its manifest, after every check that needs no Spark task.
 
-    Refuses a missing or unreadable manifest, a model file whose sha256 differs from the manifest's,
-    a pickle, and a model trained on a feature list other than this schema's.
+    Refuses a missing or unreadable manifest, a model file outside its folder or whose sha256
+    differs from the manifest's, a pickle, a model trained on a feature list other than this
+    schema's, and a manifest whose `model_version` is not the identity of what it scores with
+    (`identity_digest`): an edited threshold or calibration, or a booster swapped together with its
+    sha256, is refused unless the version is recomputed, so no row carries a version it was not
+    scored by. When `DEFAULTRISK_MODEL_KEY` is set, the manifest's `signature` must be that key's
+    (see `sign_model`).
     """
+    model_bytes, manifest = _read_unsigned(Path(model_dir))
+    key = os.environ.get(MODEL_KEY_ENV)
+    if key:
+        _check_signature(Path(model_dir) / MANIFEST_FILE, sha256_bytes(model_bytes), manifest, key)
+    return model_bytes, manifest
+
+
+def _read_unsigned(model_dir: Path) -> tuple[bytes, dict]:
+    """Every check of `read_checked_model` but the signature."""
     model_dir = Path(model_dir)
     manifest_path = model_dir / MANIFEST_FILE
     if not manifest_path.is_file():
@@ -162,7 +224,10 @@ def read_checked_model(model_dir: str | Path) -> tuple[bytes, dict]:
         manifest = json.loads(manifest_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{manifest_path} is not valid JSON: {exc}") from exc
-    required = ("model_version", "model_file", "model_sha256", "features", "threshold", "calibration")
+    required = (
+        *("model_version", "model_file", "model_sha256", "features", "threshold", "calibration"),
+        "xgboost_version",
+    )
     absent = [key for key in required if key not in manifest]
     if absent:
         raise ModelError(f"{manifest_path} lacks {', '.join(absent)}")
@@ -188,7 +253,7 @@ def read_checked_model(model_dir: str | Path) -> tuple[bytes, dict]:
     if manifest["model_version"] != expected:
         raise ModelError(
             f"{manifest_path}: model_version {manifest['model_version']} does not match what the model "
-            f"scores with ({expected}): the manifest was edited after training"
+            f"scores with ({expected}): the model file or the manifest was changed after training"
         )
     return model_bytes, manifest
 

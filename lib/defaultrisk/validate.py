@@ -70,6 +70,19 @@ def _present(column: str) -> str:
     return f"CASE WHEN upper(trim({text})) IN ({tokens}) THEN NULL ELSE trim({text}) END"
 
 
+def _to_double(text: str) -> str:
+    """SQL: a trimmed text as a double, or NULL unless written in a documented number format.
+
+    Spark's cast is Java's `Double.parseDouble` (plus `inf`): beyond plain decimals with a sign and an
+    exponent, and NaN and infinity, it takes only a float-type suffix (`5d`, `7F`) and hexadecimal
+    (`0x1p3`). Refusing those two is the documented format, and two cheap tests on every value where
+    a regex would cost a match.
+    """
+    suffix = f"right({text}, 1) IN ('d', 'D', 'f', 'F') AND lower({text}) NOT IN ('inf', '+inf', '-inf')"
+    java_only = f"({suffix}) OR instr({text}, 'x') > 0 OR instr({text}, 'X') > 0"
+    return f"CASE WHEN NOT ({java_only}) THEN try_cast({text} AS DOUBLE) END"
+
+
 def _text(name: str) -> str:
     return f"_text_{name}"
 
@@ -87,9 +100,7 @@ def _parse(feature: Feature, dtype: T.DataType) -> tuple[list[str], bool]:
     column = sql.name(feature.name)
     if feature.kind == CATEGORY or not isinstance(dtype, (*_NUMBERS, T.BooleanType)):
         text = _present(feature.name)
-        cast = {CATEGORY: text, FLAG: f"try_cast({text} AS BOOLEAN)"}.get(
-            feature.kind, f"try_cast({text} AS DOUBLE)"
-        )
+        cast = {CATEGORY: text, FLAG: f"try_cast({text} AS BOOLEAN)"}.get(feature.kind, _to_double(text))
         return [
             f"{text} AS {sql.name(_text(feature.name))}",
             f"{cast} AS {sql.name(_value(feature.name))}",
@@ -122,8 +133,10 @@ def _check(feature: Feature, dtype: T.DataType, parsed: bool) -> tuple[str, str 
         if not isinstance(dtype, _WHOLE_NUMBERS):  # Checked before the ranges: NaN sorts above all numbers.
             problems.append((f"isnan({value}) OR abs({value}) = double('inf')", NOT_FINITE))
         if feature.kind in (COUNT, CODE) and not isinstance(dtype, _WHOLE_NUMBERS):
-            problems.append((f"{value} != floor({value})", NOT_WHOLE))
+            # "too large" first: the first matching branch wins, and floor() of 1e19 or more overflows
+            # a long under ANSI arithmetic, which would fail the whole run.
             problems.append((f"abs({value}) > {MAX_WHOLE}", TOO_LARGE))
+            problems.append((f"{value} != floor({value})", NOT_WHOLE))
         problems.extend((f"{value} {op} {bound!r}", what) for op, bound, what in bounds(feature))
     typed = (
         value
@@ -150,10 +163,9 @@ def _uuid_reasons() -> list[str]:
 
 def _label() -> tuple[str, str]:
     text = _present(DEFAULT)
-    bad = f"({text} IS NOT NULL AND coalesce(try_cast({text} AS DOUBLE) NOT IN (0.0, 1.0), true))"
-    typed = (
-        f"CASE WHEN {bad} THEN NULL ELSE CAST(try_cast({text} AS DOUBLE) AS INT) END AS {sql.name(DEFAULT)}"
-    )
+    number = _to_double(text)
+    bad = f"({text} IS NOT NULL AND coalesce({number} NOT IN (0.0, 1.0), true))"
+    typed = f"CASE WHEN {bad} THEN NULL ELSE CAST({number} AS INT) END AS {sql.name(DEFAULT)}"
     reason = f"CASE WHEN {bad} THEN {sql.text(problem(DEFAULT, NOT_A_LABEL))} END AS {sql.name(REASON)}"
     return typed, reason
 
@@ -296,11 +308,11 @@ def entry_contract(raw: DataFrame, labelled: bool, skip_labelled: bool = False) 
     """The input's known columns, typed and checked (`validate`), plus `SKIPPED`.
 
     `SKIPPED` marks a labelled row in a run that scores only unlabelled rows: neither scored nor
-    rejected, only counted.
+    rejected, only counted. Only a valid label (0 or 1) makes a row labelled: anything else in
+    `default` is rejected as `default: not 0 or 1`, never skipped unseen.
     """
     required = (*REQUIRED_COLUMNS, DEFAULT) if labelled else REQUIRED_COLUMNS
     known = select_known_columns(raw, required)
-    label_text = raw_value(DEFAULT)
-    has_label = ~(label_text.isNull() | F.upper(F.trim(label_text)).isin(*MISSING_TOKENS))
-    skipped = has_label if skip_labelled else F.lit(False)
-    return validate(known, labelled=labelled).withColumn(SKIPPED, skipped)
+    validated = validate(known, labelled=labelled or skip_labelled)
+    skipped = F.col(DEFAULT).isNotNull() if skip_labelled else F.lit(False)
+    return validated.withColumn(SKIPPED, skipped)
