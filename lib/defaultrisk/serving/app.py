@@ -6,6 +6,7 @@ reasons); the body's size, its JSON and its fields are checked first, each with 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -67,12 +68,22 @@ def create_app(
             "content": {"application/json": {"schema": openapi.batch_schema(_CUSTOMER_REF, max_batch)}},
         }
     }
-    errors = {400: {"model": openapi.Problem}, 413: {"model": openapi.Problem}}
+    _add_predict(app, scorer, body_of, max_body_bytes)
+    _add_batch(app, scorer, batch_body, (max_batch, max_body_bytes))
+    _add_health(app, scorer, reason_codes, max_batch)
+    app.openapi = partial(_schema, app)
+    return app
+
+
+_ERRORS = {400: {"model": openapi.Problem}, 413: {"model": openapi.Problem}}
+
+
+def _add_predict(app: FastAPI, scorer: Scorer, body_of: dict, max_body_bytes: int) -> None:
 
     @app.post(
         "/predict",
         openapi_extra=body_of,
-        responses={200: {"model": openapi.Prediction}, 422: {"model": openapi.Rejected}, **errors},
+        responses={200: {"model": openapi.Prediction}, 422: {"model": openapi.Rejected}, **_ERRORS},
     )
     async def predict(request: Request) -> JSONResponse:
         """Score one customer; 422 with the nightly job's reasons when the job would reject it."""
@@ -86,10 +97,14 @@ def create_app(
             )
         return JSONResponse(outcome.predictions[0])
 
+
+def _add_batch(app: FastAPI, scorer: Scorer, batch_body: dict, limits: tuple[int, int]) -> None:
+    max_batch, max_body_bytes = limits
+
     @app.post(
         "/predict/batch",
         openapi_extra=batch_body,
-        responses={200: {"model": openapi.Predictions}, 422: {"model": openapi.BatchRejected}, **errors},
+        responses={200: {"model": openapi.Predictions}, 422: {"model": openapi.BatchRejected}, **_ERRORS},
     )
     async def predict_batch(request: Request) -> JSONResponse:
         """Score up to the configured number of customers, all or none: any rejected row refuses the batch."""
@@ -107,6 +122,8 @@ def create_app(
             return JSONResponse({"detail": detail, "rejected": outcome.rejected}, 422)
         return JSONResponse({"predictions": outcome.predictions})
 
+
+def _add_health(app: FastAPI, scorer: Scorer, reason_codes: int, max_batch: int) -> None:
     @app.get("/health", response_model=openapi.Health)
     async def health() -> dict:
         """The model being served and when it was loaded."""
@@ -121,14 +138,13 @@ def create_app(
             "max_batch": max_batch,
         }
 
-    def schema() -> dict:
-        if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            spec.setdefault("components", {}).setdefault("schemas", {})["Customer"] = (
-                openapi.customer_model().model_json_schema()
-            )
-            app.openapi_schema = spec
-        return app.openapi_schema
 
-    app.openapi = schema
-    return app
+def _schema(app: FastAPI) -> dict:
+    """The OpenAPI document, with the Customer schema generated from the feature list."""
+    if app.openapi_schema is None:
+        spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        spec.setdefault("components", {}).setdefault("schemas", {})["Customer"] = (
+            openapi.customer_model().model_json_schema()
+        )
+        app.openapi_schema = spec
+    return app.openapi_schema

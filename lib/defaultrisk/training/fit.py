@@ -197,12 +197,7 @@ def fit(
         pdf[UUID].to_numpy()[holdout_idx], holdout_labels, holdout_pd, true_pd, negative_rate
     )
     row_counts = _row_counts(labels, train_idx, holdout_idx, fitted.resampled_rows)
-    timings = {
-        "model_choice": round(chosen_at - started, 2),
-        "final_fit": round(fitted_at - chosen_at, 2),
-        "challengers": round(time.monotonic() - fitted_at, 2),
-        "fit_total": round(time.monotonic() - started, 2),
-    }
+    timings = _timings(started, chosen_at, fitted_at)
     _log_choice(best, method, metrics, timings)
     return TrainingResult(
         booster=fitted.booster,
@@ -273,4 +268,14 @@ def _row_counts(labels: np.ndarray, train_idx: np.ndarray, holdout_idx: np.ndarr
         "holdout_rows": len(holdout_idx),
         "train_defaults": int(labels[train_idx].sum()),
         "holdout_defaults": int(labels[holdout_idx].sum()),
+    }
+
+
+def _timings(started: float, chosen_at: float, fitted_at: float) -> dict:
+    now = time.monotonic()
+    return {
+        "model_choice": round(chosen_at - started, 2),
+        "final_fit": round(fitted_at - chosen_at, 2),
+        "challengers": round(now - fitted_at, 2),
+        "fit_total": round(now - started, 2),
     }
