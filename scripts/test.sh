@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the environment, lint, and run the test suite in stages. Extra arguments go to every pytest stage.
-#   stage 1 (gate): the in-session tests on one local SparkSession: quick, run first
-#   stage 2: whole jobs in their own processes, the loopback cluster and the killed-worker check
+#   stage 1 (gate): the in-session tests of functions and transforms on one local SparkSession
+#   stage 2: whole jobs (in this process or their own), the loopback cluster, the killed-worker checks
 # Timing and benchmark tests (marker `nightly`) run only with DEFAULTRISK_NIGHTLY=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +13,9 @@ export PYSPARK_DRIVER_PYTHON="$PYSPARK_PYTHON"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 echo "== stage 1: in-session tests"
-"$VENV/bin/python" -m pytest -m "not slow and not nightly" "$@"
+"$VENV/bin/python" -m pytest -m "not slow and not job and not nightly" "$@"
 echo "== stage 2: whole jobs, cluster"
-"$VENV/bin/python" -m pytest -m "slow and not nightly" "$@"
+"$VENV/bin/python" -m pytest -m "(slow or job) and not nightly" "$@"
 if [ "${DEFAULTRISK_NIGHTLY:-0}" = "1" ]; then
   echo "== nightly: timing and benchmarks"
   "$VENV/bin/python" -m pytest -m "nightly" "$@"

@@ -22,6 +22,9 @@ sys.path.insert(0, str(REPO / "jobs"))
 import backtest as backtest_job  # noqa: E402
 import score as score_job  # noqa: E402
 
+# A whole job per test: the second stage of scripts/test.sh.
+pytestmark = pytest.mark.job
+
 ROWS = 2_000
 DATES = (date(2024, 1, 31), date(2024, 4, 30), date(2025, 3, 31))
 SHARED = 1_500  # customers of the first snapshot still there on the second (for migration)

@@ -26,6 +26,9 @@ from rows import GOOD_ROW, row, write_csv
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
 import score as score_job
 
+# A whole job per test: the second stage of scripts/test.sh.
+pytestmark = pytest.mark.job
+
 DATE = "2026-11-21"
 
 

@@ -25,6 +25,9 @@ sys.path.insert(0, str(REPO / "jobs"))
 import score as score_job  # noqa: E402
 import train as train_job  # noqa: E402
 
+# A whole job per test: the second stage of scripts/test.sh.
+pytestmark = pytest.mark.job
+
 
 def _summary(capsys) -> dict:
     out = capsys.readouterr().out.strip().splitlines()

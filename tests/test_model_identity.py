@@ -22,6 +22,9 @@ from defaultrisk.model import MODEL_KEY_ENV, model_version, read_checked_model, 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
 import score as score_job
 
+# A whole job per test: the second stage of scripts/test.sh.
+pytestmark = pytest.mark.job
+
 DATE = "2026-11-21"
 QUIET_DRIFT = "[drift]\nenabled = false\n"
 

@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))
 import score as score_job  # noqa: E402
 
+# A whole job per test: the second stage of scripts/test.sh.
+pytestmark = pytest.mark.job
+
 ROWS = 400
 DATES = ("2026-11-21", "2026-11-22", "2026-11-23")
 # A few hundred rows per date make PSI noisy: these tests are about operations, drift has its own.

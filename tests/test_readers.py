@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))
 import score as score_job  # noqa: E402
 
+# A whole job per test: the second stage of scripts/test.sh.
+pytestmark = pytest.mark.job
+
 README = (REPO / "README.md").read_text()
 DOCUMENTED_PATH = "warehouse/pd"
 # The literals the README's queries use: the table holds these dates and this customer on both.

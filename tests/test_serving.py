@@ -26,6 +26,9 @@ from rows import row, uuid_for
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
 import score as score_job
 
+# A whole job per test: the second stage of scripts/test.sh.
+pytestmark = pytest.mark.job
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_CSV = REPO.parent / "shared" / "data" / "test.csv"
 DATE = "2026-11-24"

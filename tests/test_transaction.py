@@ -23,6 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))
 import score as score_job  # noqa: E402
 
+# A whole job per test: the second stage of scripts/test.sh.
+pytestmark = pytest.mark.job
+
 DAY, OTHER_DAY = "2026-11-21", "2026-11-22"
 QUIET_DRIFT = "[drift]\nenabled = false\n"
 DEAD_RUN = "20261120T010000Z-0badc0de"
