@@ -23,6 +23,9 @@ from sampledata import make_snapshot, write_original_csv
 
 ROWS = 60_000
 BAD_ROWS = 7
+# Both checks run a whole job under spark-submit: the second stage.
+pytestmark = pytest.mark.slow
+
 DATE = "2026-11-21"
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
@@ -118,7 +121,6 @@ def _kill_busy_workers(run_dir: Path, deadline: float) -> list[int]:
     return []
 
 
-@pytest.mark.slow
 def test_a_killed_python_worker_is_retried_and_every_row_lands_once(cluster, trained, tmp_path):
     master, run_dir, archive = cluster
     frame, info = make_snapshot(ROWS, seed=12, bad_rows=BAD_ROWS)
