@@ -85,7 +85,10 @@ def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
 def _header(spark: SparkSession, path: str) -> str | None:
     """The first non-blank line of a file (None for a file without one), refusing other encodings."""
     head = read_head(spark, path, _HEAD_BYTES)
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+    # UTF-16 shows as a byte-order mark or as NUL bytes between the header's letters; a NUL inside a
+    # later value is that value's problem (its row is rejected), not the file's.
+    first_line = head.split(b"\n", 1)[0]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in first_line:
         raise InputError(f"input {path} is UTF-16 encoded (or binary): the original format is UTF-8 text")
     text = head.decode("utf-8", errors="replace").removeprefix(_BOM)
     lines = [line for line in text.splitlines() if line.strip()]
