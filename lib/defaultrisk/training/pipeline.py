@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from pathlib import Path
 
 from pyspark import StorageLevel
@@ -12,6 +13,7 @@ from pyspark.sql import SparkSession
 
 from defaultrisk import drift
 from defaultrisk.config import DRIVER_SAMPLING, TrainConfig, as_dict
+from defaultrisk.fs import delete_path, rename_to_absent
 from defaultrisk.grades import DEFAULT_SCALE
 from defaultrisk.model import save_model
 from defaultrisk.read import read_raw
@@ -57,7 +59,11 @@ def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
         rejects_path = None
         if counts["rejected_rows"]:
             rejects_path = str(model_dir / TRAIN_REJECTS_DIR)
-            rejected_rows(validated.drop(SKIPPED)).write.mode("overwrite").parquet(rejects_path)
+            # Written whole beside the folder, then swapped in: a failed write leaves the old rejects.
+            staged = f"{rejects_path}.{uuid.uuid4().hex[:8]}.staging"
+            rejected_rows(validated.drop(SKIPPED)).write.mode("errorifexists").parquet(staged)
+            delete_path(spark, rejects_path)
+            rename_to_absent(spark, staged, rejects_path)
     finally:
         validated.unpersist()
     row_counts = {**counts, **result.row_counts}
