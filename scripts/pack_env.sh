@@ -76,9 +76,13 @@ trap 'rm -rf "$WORK"' EXIT
 STARTED=$SECONDS
 
 # Build from a copy of the sources, so nothing (build/, *.egg-info) is written into the working tree.
+# The copy has no .git, so the version setuptools-scm reads from the checkout is handed to the build.
 mkdir -p "$WORK/src"
-cp setup.py "$WORK/src/"
-tar -C . --exclude='__pycache__' --exclude='*.egg-info' --exclude='*.pyc' -cf - lib | tar -C "$WORK/src" -xf -
+cp setup.py pyproject.toml "$WORK/src/"
+tar -C . --exclude='__pycache__' --exclude='*.egg-info' --exclude='*.pyc' -cf - lib conf | tar -C "$WORK/src" -xf -
+VERSION="$("$VENV/bin/python" -c 'from setuptools_scm import get_version; print(get_version(root="."))')" \
+  || die "cannot read the package version from git (setuptools-scm)"
+export SETUPTOOLS_SCM_PRETEND_VERSION_FOR_DEFAULTRISK="$VERSION"
 
 ENV_DIR="$WORK/env"
 echo "pack_env: creating $ENV_DIR with $BASE_PYTHON" >&2
@@ -101,7 +105,7 @@ script += "print(json.dumps({d.metadata['Name']: d.version for d in m.distributi
 driver = {canonical(k): v for k, v in json.loads(subprocess.check_output([driver_python, "-c", script])).items()}
 pins = {}
 for line in open(requirements):
-    line = line.split("#", 1)[0].strip()
+    line = line.split("#", 1)[0].split(";", 1)[0].strip()  # environment markers aside
     if "==" in line:
         name, version = line.split("==", 1)
         pins[canonical(name)] = version.strip()
