@@ -170,3 +170,27 @@ def test_under_spark_submit_the_job_streams_go_to_stdout_and_spark_logs_only_war
     assert failed.stdout.strip().splitlines()[-1] == (
         f'score: error: config {config}: [drift] enabled must be true or false, found "false" (a string)'
     )
+
+
+def test_a_stop_from_outside_is_told_whatever_error_it_surfaced_as():
+    """py4j answers a Ctrl-C inside a call with a Py4JError; cleanup after a SIGTERM can fail with any
+    error. The stop stays in the chain, and the run log and the exit line name it (README, exit codes)."""
+    from py4j.protocol import Py4JError
+
+    from defaultrisk.errors import Terminated, stopped_by
+
+    def surfaced(stop: BaseException, then: Exception) -> BaseException:
+        try:
+            try:
+                raise stop
+            except BaseException:
+                raise then  # noqa: B904 (the implicit context is what is tested)
+        except BaseException as caught:
+            return caught
+
+    interrupted = surfaced(KeyboardInterrupt(), Py4JError("Gateway must be connected to send cancel cmd."))
+    terminated = surfaced(Terminated(), KeyError("p"))
+    assert isinstance(interrupted, Py4JError) and isinstance(terminated, KeyError)
+    assert stopped_by(interrupted) == "interrupted (Ctrl-C)"
+    assert stopped_by(terminated) == "terminated (SIGTERM)"
+    assert stopped_by(surfaced(ValueError("bad"), KeyError("p"))) is None

@@ -68,4 +68,4 @@ def test_a_stopped_run_says_why_in_one_line_and_leaves_nothing_half(trained, big
     assert not (out / "_staging").exists() or not any((out / "_staging").iterdir())
     runs = pq.read_table(out / "_runs").to_pylist()
     assert [r["status"] for r in runs] == ["failed"]
-    assert words.split(" (")[0] in runs[0]["error"]
+    assert words.split(" (")[0] in runs[0]["error"], "\n".join(lines)

@@ -27,8 +27,11 @@ from defaultrisk.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
+    INTERRUPTED,
+    TERMINATED,
     DefaultRiskError,
     Terminated,
+    stopped_by,
     warning_exit,
 )
 from defaultrisk.progress import Heartbeat
@@ -77,13 +80,17 @@ def run_job(
     """
     configure_logging()
     own_session = spark is None
-    previous = _on_sigterm(_terminate)
+    stops = _Stops()
+    previous_term = _on_signal(signal.SIGTERM, stops.terminate)
+    previous_int = None
     summary, code, reason = None, EXIT_OK, ""
     try:
         cfg = load_config()
         if own_session:
             _use_shipped_log4j()
             spark = build_session(app_name)
+        # After the session: PySpark's own Ctrl-C handler (cancel the Spark jobs) still runs, after ours.
+        previous_int = stops.pyspark_on_int = _on_signal(signal.SIGINT, stops.interrupt)
         sc = spark.sparkContext
         # Once per job: what an operator needs to find this run in the history server or `yarn logs`.
         log.info(
@@ -93,19 +100,15 @@ def run_job(
             summary = pipeline(spark, cfg)
     except DefaultRiskError as exc:
         code, reason = exc.exit_code, f"{app_name}: error: {exc}"
-    except KeyboardInterrupt:  # PySpark turns Ctrl-C into this and cancels the running Spark jobs
-        code, reason = (
-            EXIT_INTERRUPTED,
-            f"{app_name}: interrupted (Ctrl-C); the live outputs are as they were",
-        )
-    except Terminated:
-        code, reason = EXIT_TERMINATED, f"{app_name}: terminated (SIGTERM); the live outputs are as they were"
-    except Exception as exc:
-        code, reason = EXIT_FAILURE, _failure_line(app_name, exc, spark)
+    except (KeyboardInterrupt, Terminated, Exception) as exc:
+        # A signal may surface as another error (py4j turns an interrupted call into a Py4JError).
+        stopped = stops.outcome(app_name, exc)
+        code, reason = stopped or (EXIT_FAILURE, _failure_line(app_name, exc, spark))
     finally:
         if own_session and spark is not None:
             _stop_quietly(spark)
-        _on_sigterm(previous)
+        _on_signal(signal.SIGTERM, previous_term)
+        _on_signal(signal.SIGINT, previous_int)
     # After the session has stopped, so the reason or the summary is the last line of its stream.
     if code != EXIT_OK:
         print(reason, file=sys.stderr, flush=True)
@@ -117,15 +120,39 @@ def run_job(
     return code
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated()
+class _Stops:
+    """The signal that stopped a run, whatever exception it surfaced as."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.pyspark_on_int = None
+
+    def terminate(self, signum, frame) -> None:
+        self.signum = signum
+        raise Terminated()
+
+    def interrupt(self, signum, frame) -> None:
+        if self.pyspark_on_int == signal.SIG_IGN:
+            return
+        self.signum = signum
+        if callable(self.pyspark_on_int):
+            self.pyspark_on_int(signum, frame)  # cancels the running Spark jobs, raises KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    def outcome(self, app_name: str, exc: BaseException) -> tuple[int, str] | None:
+        """Exit code and reason line when a signal stopped the run, else None."""
+        stop = stopped_by(exc) or {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED}.get(self.signum)
+        if stop is None:
+            return None
+        code = EXIT_INTERRUPTED if stop == INTERRUPTED else EXIT_TERMINATED
+        return code, f"{app_name}: {stop}; the live outputs are as they were"
 
 
-def _on_sigterm(handler):
-    """Install a SIGTERM handler (main thread only; signals go nowhere else); return the previous one."""
+def _on_signal(signum: int, handler):
+    """Install a handler (main thread only; signals go nowhere else); return the previous one."""
     if handler is None or threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, handler)
+    return signal.signal(signum, handler)
 
 
 def _jvm_gone(spark: SparkSession | None) -> bool:

@@ -75,3 +75,23 @@ class Terminated(BaseException):
     `except Exception` on the way swallows it."""
 
     exit_code = EXIT_TERMINATED
+
+
+INTERRUPTED = "interrupted (Ctrl-C)"
+TERMINATED = "terminated (SIGTERM)"
+
+
+def stopped_by(exc: BaseException | None) -> str | None:
+    """`INTERRUPTED` or `TERMINATED` when a stop from outside is in the exception's chain, else None.
+
+    A signal can surface as another error: py4j answers a Ctrl-C inside a call with a Py4JError, and
+    cleanup on a connection the signal cut can fail with anything; the stop stays in the chain."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return INTERRUPTED
+        if isinstance(exc, Terminated):
+            return TERMINATED
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from defaultrisk import __version__
 from defaultrisk.config import ScoreConfig, as_dict
-from defaultrisk.errors import OutputError, Terminated
+from defaultrisk.errors import OutputError, stopped_by
 from defaultrisk.fs import kind
 from defaultrisk.grades import grade_column, scale_from_manifest
 from defaultrisk.model import CheckedModel
@@ -185,13 +185,12 @@ def score_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run_i
     return summary
 
 
-def _stopped(exc: BaseException) -> str:
-    """The run log's error for a run stopped from outside."""
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C)"
-    if isinstance(exc, Terminated):
-        return "terminated (SIGTERM)"
-    return f"stopped ({type(exc).__name__})"
+def _run_error(exc: BaseException) -> str:
+    """The run log's error: a run stopped from outside says so, whatever error the stop surfaced as."""
+    stop = stopped_by(exc)
+    if stop:
+        return stop
+    return str(exc) if isinstance(exc, Exception) else f"stopped ({type(exc).__name__})"
 
 
 def logged_run(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel) -> dict:
@@ -205,7 +204,7 @@ def logged_run(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel) -> di
     try:
         summary = score_date(spark, cfg, model, run_id)
     except BaseException as exc:  # Ctrl-C and SIGTERM get their row too
-        error = str(exc) if isinstance(exc, Exception) else _stopped(exc)
+        error = _run_error(exc)
         failed = record(datetime.now(UTC), runlog.FAILED, model_version=model.version, error=error)
         runlog.append_run_quietly(spark, cfg.output_dir, failed)
         raise
