@@ -154,3 +154,28 @@ def test_reason_codes_in_the_udf_equal_score_frame_and_ignore_batch_size(
 def test_reason_codes_off_leaves_the_column_null(valid_snapshot, model):
     scores = score_frame(model_input(valid_snapshot).limit(20).toPandas(), model, reason_codes=0)
     assert scores[REASON_CODES].isna().all()
+
+
+def test_high_risk_reason_rows_name_reasons_for_the_rows_at_the_threshold_only(
+    spark, valid_snapshot, trained, model
+):
+    """`reason_rows = "high_risk"` (the shipped default): the high-risk rows' reasons are the ones
+    "all" gives them, whatever their batch; every other row's reason_codes is null."""
+    frame = model_input(valid_snapshot).toPandas()
+    every = score_frame(frame, model, reason_codes=3, reason_rows="all")
+    high_only = score_frame(frame, model, reason_codes=3, reason_rows="high_risk")
+    assert 0 < every[IS_HIGH_RISK].sum() < len(every)
+    assert high_only[PD].tolist() == every[PD].tolist()
+    for high, only, all_rows in zip(
+        every[IS_HIGH_RISK], high_only[REASON_CODES], every[REASON_CODES], strict=True
+    ):
+        assert only == all_rows if high else only is None
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    previous = spark.conf.get(key)
+    try:
+        spark.conf.set(key, "7")
+        udf_rows = score_partitions(valid_snapshot, _payload(trained), 3, "high_risk").collect()
+    finally:
+        spark.conf.set(key, previous)
+    expected = spark.createDataFrame(high_only, SCORE_SCHEMA)
+    assert_df_equality(spark.createDataFrame(udf_rows, SCORE_SCHEMA), expected, ignore_row_order=True)

@@ -49,6 +49,7 @@ def _conf_dir() -> Path:
 
 CONF_DIR = _conf_dir()
 INPUT_FORMATS = ("auto", "csv", "parquet")
+REASON_ROWS = ("high_risk", "all")  # which scored rows get reason codes (see ScoreConfig)
 THRESHOLD_RULES = ("target_precision", "target_recall", "cost_ratio", "max_f1")
 SELECTION_METRICS = ("log_loss", "pr_auc")
 CALIBRATION_METHODS = ("prior_correction", "platt", "isotonic")
@@ -199,6 +200,9 @@ class ScoreConfig:
     results_csv_decimals: int = whole(10, 1, 17)
     # How many features pushing each customer's risk up to name in `reason_codes`; 0 turns them off.
     reason_codes: int = whole(3, 0, len(FEATURES))
+    # Which rows get them: "high_risk" (pd at or above the model's threshold: the customers a decision
+    # goes against; the others' reason_codes are null) or "all" (exact TreeSHAP for every row: slow).
+    reason_rows: str = choice("high_risk", REASON_ROWS)
     # A backfill scores every date from `snapshot_date` to `date_to` (inclusive), each its own run;
     # `{snapshot_date}` in the input path (and results.csv path) is replaced by the date.
     date_to: date | None = None

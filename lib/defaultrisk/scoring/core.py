@@ -32,19 +32,32 @@ def top_reasons(model: ScoringModel, matrix: np.ndarray, count: int) -> list[lis
     return [names[idx[share > 0]].tolist() for idx, share in zip(order, shares, strict=True)]
 
 
-def score_matrix(matrix: np.ndarray, model: ScoringModel, reason_codes: int = 0) -> tuple:
-    """pd, is_high_risk and reason codes (or None) for a matrix built like `features.feature_matrix`."""
+def score_matrix(matrix: np.ndarray, model: ScoringModel, reason_codes: int = 0, reason_rows: str = "all"):
+    """pd, is_high_risk and reason codes (or None) for a matrix built like `features.feature_matrix`.
+
+    With `reason_rows="high_risk"` only the rows at or above the threshold get reasons (the others
+    None): TreeSHAP runs on those rows alone, and a row's reasons never depend on its batch.
+    """
     pds = model.predict_pd(matrix)
-    reasons = top_reasons(model, matrix, reason_codes) if reason_codes else None
-    return pds, pds >= model.threshold, reasons
+    high = pds >= model.threshold
+    if not reason_codes:
+        return pds, high, None
+    if reason_rows == "all":
+        return pds, high, top_reasons(model, matrix, reason_codes)
+    reasons: list = [None] * len(pds)
+    rows = np.flatnonzero(high)
+    for row, named in zip(rows, top_reasons(model, matrix[rows], reason_codes), strict=True):
+        reasons[row] = named
+    return pds, high, reasons
 
 
-def score_frame(pdf: pd.DataFrame, model: ScoringModel, reason_codes: int = 0) -> pd.DataFrame:
+def score_frame(pdf: pd.DataFrame, model: ScoringModel, reason_codes: int = 0, reason_rows: str = "all"):
     """Score a pandas frame of `uuid` + features: `uuid`, calibrated `pd`, `is_high_risk`, `reason_codes`.
 
-    `reason_codes` is how many reasons to name per row; with 0 the column holds nulls.
+    `reason_codes` is how many reasons to name per row (0: the column holds nulls); `reason_rows`
+    which rows get them ("all", or "high_risk": the others hold nulls).
     """
-    pds, high, reasons = score_matrix(feature_matrix(pdf, FEATURES), model, reason_codes)
+    pds, high, reasons = score_matrix(feature_matrix(pdf, FEATURES), model, reason_codes, reason_rows)
     return pd.DataFrame(
         {
             UUID: pdf[UUID].to_numpy(dtype=object),
@@ -55,9 +68,9 @@ def score_frame(pdf: pd.DataFrame, model: ScoringModel, reason_codes: int = 0) -
     )
 
 
-def score_batch(batch: pa.RecordBatch, model: ScoringModel, reason_codes: int = 0) -> pa.RecordBatch:
+def score_batch(batch: pa.RecordBatch, model: ScoringModel, reason_codes: int = 0, reason_rows: str = "all"):
     """Score one Arrow batch of `features.matrix_input` rows; `uuid` passes through untouched."""
-    pds, high, reasons = score_matrix(arrow_matrix(batch), model, reason_codes)
+    pds, high, reasons = score_matrix(arrow_matrix(batch), model, reason_codes, reason_rows)
     return pa.RecordBatch.from_arrays(
         [
             batch.column(UUID),

@@ -53,7 +53,8 @@ class Staged:
 def _stage_scores(cfg: ScoreConfig, model: CheckedModel, considered, run: dict):
     """Score the valid rows into a staged partition; its rows are counted from the written files."""
     scale = scale_from_manifest(model.manifest)
-    scored = score_partitions(valid_rows(considered), model.payload, cfg.reason_codes).select(
+    scored = score_partitions(valid_rows(considered), model.payload, cfg.reason_codes, cfg.reason_rows)
+    scored = scored.select(
         "*",
         grade_column(F.col(PD), scale).alias(GRADE),
         F.lit(model.version).alias(MODEL_VERSION),

@@ -59,7 +59,7 @@ def worker_model(payload: ModelPayload, driver_xgboost: str) -> ScoringModel:
     return model
 
 
-def score_partitions(df: DataFrame, payload: ModelPayload, reason_codes: int = 0) -> DataFrame:
+def score_partitions(df: DataFrame, payload: ModelPayload, reason_codes: int = 0, reason_rows: str = "all"):
     """Score every partition of a frame of valid rows with an Arrow UDF sharing `score_frame`'s core.
 
     Only `uuid` and the features, already floats, go to Python, as Arrow batches that become the
@@ -73,6 +73,6 @@ def score_partitions(df: DataFrame, payload: ModelPayload, reason_codes: int = 0
         model = worker_model(payload, driver_xgboost)
         for batch in batches:
             if batch.num_rows:
-                yield score_batch(batch, model, reason_codes)
+                yield score_batch(batch, model, reason_codes, reason_rows)
 
     return matrix_input(df, FEATURES).mapInArrow(score_batches, schema=SCORE_SCHEMA)
