@@ -66,7 +66,9 @@ def _on_cluster(cluster, job: str, argv: list[str]):
             code = driver.wait(timeout=JOB_TIMEOUT)
             printed, log = out_path.read_text(), log_path.read_text()
             assert code == 0, f"{log[-1500:]}\n{printed[-1500:]}"
-            return _last_json(printed), log
+            # The job names its application in its own log ("spark application app-..."), whatever
+            # level Spark's log is at: both streams are searched for it.
+            return _last_json(printed), printed + log
 
         try:
             yield finish
