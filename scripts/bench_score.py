@@ -1,12 +1,15 @@
 """Throughput of the scoring job against the single-process limit and against xgboost.spark.
 
-On the same generated snapshot (Parquet) and the same 100-tree depth-6 XGBoost model, three variants
-are timed, each in a subprocess of its own so its memory is measured alone:
+On the same generated snapshot (Parquet) and the same model, these variants are timed, each in a
+subprocess of its own so its memory is measured alone:
 
-- `job`: `jobs/score.py` exactly as users run it (`reason_codes = 0`, no results.csv). Its time is the
-  run summary's `seconds` (without Spark start-up); the process's wall time and start-up are shown apart.
-- `limit`: the same work in one Python process: pyarrow read, `scoring.score_frame`, pyarrow write of
-  uuid, pd and is_high_risk; XGBoost uses every core.
+- `job`: `jobs/score.py` exactly as shipped: `conf/score.toml` as committed (reason codes for the
+  high-risk rows, the drift report when the model carries its reference), no results.csv. Its time is
+  the run summary's `seconds` (without Spark start-up); the process's wall time and start-up apart.
+- `job_no_reasons`: the same with `reason_codes = 0`; `reasons_vs_no_reasons` is the cost of the
+  shipped reason codes as a ratio of the two.
+- `limit`: the same work in one Python process: pyarrow read, `scoring.score_frame` with the shipped
+  reason codes, pyarrow write of uuid, pd, is_high_risk and reason_codes; XGBoost uses every core.
 - `xgboost_spark`: the peer: a local SparkSession (`conf/spark-local.conf`) reading the same Parquet,
   category codes in Spark SQL, `xgboost.spark.SparkXGBClassifierModel` around the same booster, the
   manifest's calibration in Spark SQL, uuid and pd written to Parquet (timed after session start).
@@ -15,8 +18,14 @@ Each variant runs `--repeat` times (rounds of job, limit, xgboost_spark, nothing
 them); seconds, wall time and peak memory are medians over the runs. Peak memory is the largest sum of
 resident memory over the subprocess and all its descendants (JVM, Python workers), polled from /proc
 every 0.1 s; pages shared between processes count once per process. The three outputs are joined on
-uuid and their pd compared with the limit's. Reason codes are timed apart: the job on the first
-`--reason-rows` rows with `reason_codes = 3` and with `reason_codes = 0`.
+uuid and their pd compared with the limit's. Reason codes for every row (`reason_rows = "all"`) are
+timed apart: the job on the first `--reason-rows` rows with and without them.
+
+`--model deep` (default) is a 100-tree depth-6 model trained in this script; `--model default` is what
+`jobs/train.py` with `conf/train.toml` as committed makes of a generated labelled table (trained once,
+cached). The job's log gives its stage breakdown (`stages`: seconds from the run's start to the end of
+reading and the duplicate check, of scoring and writing the scores, of the rejects and counts, of the
+swap, and of the drift report, which ends the run).
 
 Generated data and the model are cached in `--work-dir` (default `bench-output/`), keyed by rows and
 seed, and reused by later runs. Run from the repository root:
@@ -27,7 +36,8 @@ seed, and reused by later runs. Run from the repository root:
 The table goes to stdout and the last stdout line is one JSON object: `rows`, per variant
 `{seconds, rows_per_s, peak_rss_mb}` (the job's also `wall_seconds`, `startup_seconds`), `job_vs_limit`,
 `job_vs_xgboost_spark`, `max_abs_pd_diff`, `reason_codes` and `sizes` (the same figures for each
-`--rows` value; the top level holds the largest). Progress goes to stderr.
+`--rows` value; the top level holds the largest), plus `model`, `reasons_vs_no_reasons` and `stages`.
+Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +66,17 @@ import pyarrow.parquet as pq
 # The sample-data generator is not part of the installed package: it lives in the checkout's lib/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from defaultrisk.schema import CATEGORY, FEATURES, FLAG, IS_HIGH_RISK, NUMERIC, PD, UUID, Feature
+from defaultrisk.schema import (
+    CATEGORY,
+    FEATURES,
+    FLAG,
+    IS_HIGH_RISK,
+    NUMERIC,
+    PD,
+    REASON_CODES,
+    UUID,
+    Feature,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column
@@ -64,7 +85,16 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 SCORE_JOB = REPO / "jobs" / "score.py"
 SNAPSHOT_DATE = "2026-11-24"
-VARIANTS = ("job", "limit", "xgboost_spark")
+VARIANTS = ("job", "job_no_reasons", "limit", "xgboost_spark")
+JOBS = ("job", "job_no_reasons")
+# The job's log lines that end its stages, in order (scoring/run.py), and the stages' names.
+STAGE_LINES = (
+    ("read_and_duplicate_check", "read and checked for duplicates in"),
+    ("scores_written", "scored at"),
+    ("rejects_and_counts", "rejects written at"),
+    ("swap", " complete: "),
+)
+DEFAULT_MODEL_HISTORY_ROWS = 90_000
 CHUNK_ROWS = 250_000  # rows generated (and written as one file) at a time
 POLL_SECONDS = 0.1
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -89,6 +119,7 @@ class Run:
     seconds: float
     wall_seconds: float
     peak_rss_mb: float
+    stages: dict = None  # the job's stage breakdown (seconds from the run's start)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -101,6 +132,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset to run")
     parser.add_argument("--seed", type=int, default=11, help="seed of the generated data and model")
+    parser.add_argument(
+        "--model",
+        choices=("deep", "default"),
+        default="deep",
+        help="deep: 100 trees of depth 6; default: what jobs/train.py makes with conf/train.toml",
+    )
     parser.add_argument("--keep-outputs", action="store_true", help="keep every variant's scored output")
     # What the benchmark spawns to run one variant in a process of its own.
     parser.add_argument("--run-variant", choices=("limit", "xgboost_spark"), help=argparse.SUPPRESS)
@@ -124,16 +161,22 @@ def log(message: str) -> None:
 # --- the model -------------------------------------------------------------------------------------
 
 
-def ensure_model(work_dir: Path, seed: int) -> Path:
+def ensure_model(work_dir: Path, seed: int, kind: str = "deep") -> Path:
     """The benchmark's model directory, trained once and reused."""
     from defaultrisk.model import MANIFEST_FILE
 
-    model_dir = work_dir / f"model-{MODEL_TREES}trees-depth{MODEL_DEPTH}-seed{seed}"
+    if kind == "deep":
+        model_dir = work_dir / f"model-{MODEL_TREES}trees-depth{MODEL_DEPTH}-seed{seed}"
+    else:
+        model_dir = work_dir / f"model-default-training-{DEFAULT_MODEL_HISTORY_ROWS}-seed{seed}"
     if (model_dir / MANIFEST_FILE).is_file():
         print(f"model: reusing {model_dir}")
         return model_dir
     started = time.monotonic()
-    train_model(model_dir, seed)
+    if kind == "deep":
+        train_model(model_dir, seed)
+    else:
+        train_default_model(work_dir, model_dir, seed)
     print(f"model: trained in {time.monotonic() - started:.1f} s -> {model_dir}")
     return model_dir
 
@@ -174,6 +217,23 @@ def train_model(model_dir: Path, seed: int) -> None:
         "training": {"params": params, "rounds": MODEL_TREES, "source": "sampledata.make_history"},
     }
     save_model(model_dir, booster, fields)
+
+
+def train_default_model(work_dir: Path, model_dir: Path, seed: int) -> None:
+    """`jobs/train.py` with the committed `conf/train.toml` on a generated labelled table."""
+    from sampledata import make_history, write_original_csv
+
+    history_csv = work_dir / "data" / f"history-{DEFAULT_MODEL_HISTORY_ROWS}-seed{seed}.csv"
+    if not history_csv.is_file():
+        history, _ = make_history(DEFAULT_MODEL_HISTORY_ROWS, seed)
+        write_original_csv(history, history_csv.with_suffix(".partial"))
+        history_csv.with_suffix(".partial").rename(history_csv)
+    partial = model_dir.with_name(model_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    command = [sys.executable, str(REPO / "jobs" / "train.py"), "--input", str(history_csv)]
+    command += ["--model-dir", str(partial)]
+    run_measured(command, work_dir / "logs" / "train-default-model.log", cwd=REPO)
+    partial.rename(model_dir)
 
 
 # --- the data --------------------------------------------------------------------------------------
@@ -299,10 +359,22 @@ def run_measured(command: list[str], log_path: Path, cwd: Path) -> tuple[dict, f
     return json.loads(lines[-1]), wall, peak[0] / MB
 
 
-def score_config(work_dir: Path, reason_codes: int) -> Path:
-    path = work_dir / "conf" / f"score-reason-codes-{reason_codes}.toml"
+SHIPPED_CONFIG = REPO / "conf" / "score.toml"
+
+
+def score_config(work_dir: Path, reason_codes: int, reason_rows: str) -> Path:
+    """The shipped `conf/score.toml` with its reason-code settings replaced."""
+    import tomllib
+
+    shipped = tomllib.loads(SHIPPED_CONFIG.read_text())
+    path = work_dir / "conf" / f"score-reason-codes-{reason_codes}-{reason_rows}.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"[score]\nreason_codes = {reason_codes}\n")
+    lines = []
+    shipped["score"] = {**shipped["score"], "reason_codes": reason_codes, "reason_rows": reason_rows}
+    for section, values in shipped.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -315,6 +387,30 @@ def job_command(data: Path, model_dir: Path, output: Path, config: Path) -> list
     ]
 
 
+def job_stages(log_path: Path) -> dict[str, float]:
+    """Seconds from the run's start to the end of each stage, from the job's log timestamps."""
+    stamps: dict[str, float] = {}
+    start = None
+    for line in log_path.read_text().splitlines():
+        stamp = _log_seconds(line)
+        if "score run " in line and " config: " in line and stamp is not None:
+            start = stamp
+        for name, marker in STAGE_LINES:
+            if marker in line and name not in stamps and stamp is not None and start is not None:
+                stamps[name] = round(stamp - start, 2)
+    return stamps
+
+
+def _log_seconds(line: str) -> float | None:
+    """The seconds of day of a `YYYY-MM-DD HH:MM:SS,mmm` log line (the job's log format), or None."""
+    try:
+        clock = line[11:23]
+        hours, minutes, rest = clock.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(rest.replace(",", "."))
+    except ValueError:
+        return None
+
+
 def variant_command(variant: str, data: Path, model_dir: Path, output: Path) -> list[str]:
     return [
         sys.executable,
@@ -325,18 +421,23 @@ def variant_command(variant: str, data: Path, model_dir: Path, output: Path) -> 
 
 
 def run_variant(  # noqa: PLR0913 -- one call site; the variant and its files travel together
-    variant: str, data: Path, model_dir: Path, output: Path, config: Path, log_path: Path, rows: int
+    variant: str, data: Path, model_dir: Path, output: Path, config: dict, log_path: Path, rows: int
 ) -> Run:
     shutil.rmtree(output, ignore_errors=True)
     output.parent.mkdir(parents=True, exist_ok=True)
-    if variant == "job":
-        command = job_command(data, model_dir, output, config)
+    if variant in JOBS:
+        command = job_command(data, model_dir, output, config[variant])
     else:
         command = variant_command(variant, data, model_dir, output)
     summary, wall, peak = run_measured(command, log_path, cwd=output.parent)
-    if variant == "job" and (summary["scored_rows"], summary["rejected_rows"]) != (rows, 0):
-        raise SystemExit(f"the job scored {summary['scored_rows']} and rejected {summary['rejected_rows']}")
-    return Run(seconds=float(summary["seconds"]), wall_seconds=wall, peak_rss_mb=peak)
+    stages = {}
+    if variant in JOBS:
+        if (summary["scored_rows"], summary["rejected_rows"]) != (rows, 0):
+            raise SystemExit(
+                f"the job scored {summary['scored_rows']} and rejected {summary['rejected_rows']}"
+            )
+        stages = {**job_stages(log_path), "drift_and_end": float(summary["seconds"])}
+    return Run(seconds=float(summary["seconds"]), wall_seconds=wall, peak_rss_mb=peak, stages=stages)
 
 
 # --- the variants in their own processes -----------------------------------------------------------
@@ -348,15 +449,24 @@ def score_in_one_process(data: str, model_dir: str, output: str) -> int:
     from defaultrisk.scoring.core import score_frame
 
     model = load_model(model_dir)
+    shipped = tomllib.loads(SHIPPED_CONFIG.read_text())["score"]
+    reasons = {"reason_codes": shipped["reason_codes"], "reason_rows": shipped["reason_rows"]}
     started = time.monotonic()
-    out_schema = pa.schema([(UUID, pa.string()), (PD, pa.float64()), (IS_HIGH_RISK, pa.bool_())])
+    out_schema = pa.schema(
+        [
+            (UUID, pa.string()),
+            (PD, pa.float64()),
+            (IS_HIGH_RISK, pa.bool_()),
+            (REASON_CODES, pa.list_(pa.string())),
+        ]
+    )
     Path(output).mkdir(parents=True, exist_ok=True)
     dataset = ds.dataset(data, format="parquet")
     rows = 0
     with pq.ParquetWriter(Path(output) / "part-00000.parquet", out_schema) as writer:
         for batch in dataset.to_batches(batch_size=LIMIT_BATCH_ROWS):
-            scored = score_frame(batch.to_pandas(), model, reason_codes=0)
-            writer.write_table(pa.Table.from_pandas(scored[[UUID, PD, IS_HIGH_RISK]], schema=out_schema))
+            scored = score_frame(batch.to_pandas(), model, **reasons)
+            writer.write_table(pa.Table.from_pandas(scored, schema=out_schema, preserve_index=False))
             rows += len(scored)
     print(json.dumps({"rows": rows, "seconds": round(time.monotonic() - started, 3)}), flush=True)
     return 0
@@ -373,13 +483,27 @@ def encoded_feature(feature: Feature) -> Column:
 
 
 def calibrated_pd(probability: Column, calibration: dict) -> Column:
-    """The manifest's prior correction, pd = b*p / (b*p - p + 1), as a Spark expression."""
-    from defaultrisk.calibration import PRIOR_CORRECTION
+    """The manifest's calibration as a Spark expression: prior correction, pd = b*p / (b*p - p + 1), or
+    Platt scaling, pd = sigmoid(a * logit(p) + b) with p clipped as `calibration.logit` clips it."""
+    from pyspark.sql import functions as F
 
-    if calibration["method"] != PRIOR_CORRECTION:
-        raise SystemExit(f"the benchmark applies prior correction only, not {calibration['method']}")
-    b = float(calibration["negative_sampling_rate"])
-    return (probability * b) / (probability * b - probability + 1.0)
+    from defaultrisk.calibration import LOGIT_CLIP, PLATT, PRIOR_CORRECTION, SPARK_NEGATIVE_SAMPLING_RATE
+
+    def prior(p: Column, b: float) -> Column:
+        return (p * b) / (p * b - p + 1.0)
+
+    method = calibration["method"]
+    if method == PRIOR_CORRECTION:
+        pd_ = prior(probability, float(calibration["negative_sampling_rate"]))
+    elif method == PLATT:
+        p = F.least(F.greatest(probability, F.lit(LOGIT_CLIP)), F.lit(1.0 - LOGIT_CLIP))
+        z = F.lit(float(calibration["a"])) * (F.log(p) - F.log1p(-p)) + F.lit(float(calibration["b"]))
+        pd_ = 1.0 / (1.0 + F.exp(-z))
+    else:
+        raise SystemExit(f"the benchmark's xgboost.spark variant cannot apply {method} calibration")
+    if SPARK_NEGATIVE_SAMPLING_RATE in calibration:
+        pd_ = prior(pd_, float(calibration[SPARK_NEGATIVE_SAMPLING_RATE]))
+    return pd_
 
 
 def spark_xgb_model(model_dir: str, nthread: int) -> SparkXGBClassifierModel:
@@ -431,7 +555,7 @@ def score_with_xgboost_spark(data: str, model_dir: str, output: str) -> int:
 
 
 def output_pds(variant: str, output: Path) -> pa.Table:
-    path = output / f"snapshot_date={SNAPSHOT_DATE}" if variant == "job" else output
+    path = output / f"snapshot_date={SNAPSHOT_DATE}" if variant in JOBS else output
     return ds.dataset(path, format="parquet").to_table(columns=[UUID, PD])
 
 
@@ -454,7 +578,7 @@ def max_pd_differences(outputs: dict[str, Path], rows: int) -> dict[str, float]:
 # --- the benchmark ---------------------------------------------------------------------------------
 
 
-def bench_size(args: argparse.Namespace, data: Path, rows: int, model_dir: Path, config: Path) -> dict:
+def bench_size(args: argparse.Namespace, data: Path, rows: int, model_dir: Path, config: dict) -> dict:
     """Time every chosen variant on `rows` customers; the figures for one size."""
     runs_dir = args.work_dir / "runs" / str(rows)
     outputs = {variant: runs_dir / variant for variant in args.variants}
@@ -470,10 +594,13 @@ def bench_size(args: argparse.Namespace, data: Path, rows: int, model_dir: Path,
 
 
 def median_run(runs: list[Run]) -> Run:
+    """Medians of the runs; the stages are those of the run with the median seconds."""
+    middle = sorted(runs, key=lambda r: r.seconds)[(len(runs) - 1) // 2]
     return Run(
         seconds=statistics.median(r.seconds for r in runs),
         wall_seconds=statistics.median(r.wall_seconds for r in runs),
         peak_rss_mb=statistics.median(r.peak_rss_mb for r in runs),
+        stages=middle.stages,
     )
 
 
@@ -484,9 +611,10 @@ def variant_figures(rows: int, run: Run, variant: str) -> dict:
         "rows_per_s": round(rows / seconds, 1),
         "peak_rss_mb": round(run.peak_rss_mb, 1),
     }
-    if variant == "job":
+    if variant in JOBS:
         result["wall_seconds"] = round(run.wall_seconds, 3)
         result["startup_seconds"] = round(run.wall_seconds - run.seconds, 3)
+        result["stages"] = run.stages
     return result
 
 
@@ -505,6 +633,8 @@ def figures(rows: int, runs: dict[str, list[Run]], differences: dict[str, float]
         walls[variant] = round(median.wall_seconds, 3)
     result["job_vs_limit"] = ratio(result.get("job"), result.get("limit"))
     result["job_vs_xgboost_spark"] = ratio(result.get("xgboost_spark"), result.get("job"))
+    result["reasons_vs_no_reasons"] = ratio(result.get("job"), result.get("job_no_reasons"))
+    result["stages"] = (result.get("job") or {}).get("stages")
     result["max_abs_pd_diff"] = max(differences.values()) if differences else None
     result["_differences"], result["_walls"] = differences, walls
     return result
@@ -518,7 +648,7 @@ def bench_reason_codes(args: argparse.Namespace, data: Path, model_dir: Path) ->
     for count in (3, 0):
         output = args.work_dir / "runs" / f"reason-codes-{count}"
         log_path = args.work_dir / "logs" / f"reason-codes-{count}.log"
-        config = score_config(args.work_dir, count)
+        config = {"job": score_config(args.work_dir, count, "all")}
         seconds[count] = run_variant("job", head, model_dir, output, config, log_path, rows).seconds
         log(f"{rows:,} rows, job with reason_codes = {count}: {seconds[count]:.2f} s")
     extra = (seconds[3] - seconds[0]) / rows * 1000.0
@@ -531,7 +661,7 @@ def bench_reason_codes(args: argparse.Namespace, data: Path, model_dir: Path) ->
 
 
 TABLE_COLUMNS = ("variant", "seconds", "rows/s", "vs limit", "peak RSS MB", "wall s", "start-up s")
-TABLE_ROW = "{:<14}{:>9}{:>11}{:>10}{:>13}{:>9}{:>12}"
+TABLE_ROW = "{:<16}{:>9}{:>11}{:>10}{:>13}{:>9}{:>12}"
 
 
 def print_table(result: dict) -> None:
@@ -557,11 +687,19 @@ def print_table(result: dict) -> None:
         )
     for name, value in result["_differences"].items():
         print(f"max |pd difference| {name.replace('_vs_', ' vs ')}: {value:.3g}")
+    if result.get("reasons_vs_no_reasons"):
+        print(f"job with the shipped reason codes / without: {result['reasons_vs_no_reasons']:.2f}x")
+    for variant in JOBS:
+        stages = (result.get(variant) or {}).get("stages") or {}
+        ends = ", ".join(f"{name} {seconds:.1f}" for name, seconds in stages.items())
+        if ends:
+            print(f"{variant} stages (seconds from the run's start to each end): {ends}")
 
 
 def print_reason_codes(reasons: dict) -> None:
     print(
-        f"\nreason codes on {reasons['rows']:,} rows: job {reasons['seconds_with']:.2f} s with 3, "
+        f"\nreason codes for every row on {reasons['rows']:,} rows: "
+        f"job {reasons['seconds_with']:.2f} s with 3, "
         f"{reasons['seconds_without']:.2f} s without: {reasons['extra_ms_per_row']:.3f} ms extra per row"
     )
 
@@ -577,13 +715,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.run_variant == "xgboost_spark":
         return score_with_xgboost_spark(args.input, args.model_dir, args.output)
     args.work_dir = args.work_dir.resolve()
-    model_dir = ensure_model(args.work_dir, args.seed)
-    config = score_config(args.work_dir, 0)
+    model_dir = ensure_model(args.work_dir, args.seed, args.model)
+    config = {"job": SHIPPED_CONFIG, "job_no_reasons": score_config(args.work_dir, 0, "high_risk")}
     data = {rows: ensure_data(args.work_dir, rows, args.seed) for rows in sorted(set(args.rows))}
     sizes = [bench_size(args, path, rows, model_dir, config) for rows, path in data.items()]
     for result in sizes:
         print_table(result)
     summary = public(sizes[-1])
+    summary["model"] = {"kind": args.model, "dir": str(model_dir)}
     summary["reason_codes"] = None
     if args.reason_rows:
         summary["reason_codes"] = bench_reason_codes(args, data[max(data)], model_dir)

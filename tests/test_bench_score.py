@@ -34,7 +34,7 @@ def test_bench_score_prints_its_figures_as_json_last(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
     assert result["rows"] == ROWS
-    for variant in ("job", "limit", "xgboost_spark"):
+    for variant in ("job", "job_no_reasons", "limit", "xgboost_spark"):
         figures = result[variant]
         assert figures["seconds"] > 0
         assert figures["rows_per_s"] == pytest.approx(ROWS / figures["seconds"], rel=1e-3)
@@ -46,6 +46,14 @@ def test_bench_score_prints_its_figures_as_json_last(tmp_path):
     assert result["job_vs_xgboost_spark"] == pytest.approx(
         result["xgboost_spark"]["seconds"] / job["seconds"], rel=1e-2
     )
+    assert result["reasons_vs_no_reasons"] == pytest.approx(
+        job["seconds"] / result["job_no_reasons"]["seconds"], rel=1e-2
+    )
+    # The stages end in order, within the run.
+    ends = list(result["stages"].values())
+    assert list(result["stages"])[:3] == ["read_and_duplicate_check", "scores_written", "rejects_and_counts"]
+    assert ends == sorted(ends) and ends[0] > 0 and ends[-1] <= job["seconds"] + 1
+    assert result["model"]["kind"] == "deep"
     assert 0 <= result["max_abs_pd_diff"] < PD_TOLERANCE
     assert result["reason_codes"] is None
     assert [size["rows"] for size in result["sizes"]] == [ROWS]
