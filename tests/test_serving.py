@@ -7,6 +7,7 @@ is refused with 422 and the job's reasons.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -137,6 +138,7 @@ def test_health_names_the_model_and_when_it_was_loaded(service, manifest):
     health = answer.json()
     assert health["model_version"] == manifest["model_version"]
     assert health["status"] == "ok" and health["max_batch"] == MAX_BATCH and health["reason_codes"] == 3
+    assert health["reason_rows"] == "high_risk"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", health["loaded_at"])
 
 
@@ -154,13 +156,9 @@ def test_pd_equals_the_scoring_job_for_every_real_row(service, job_run, manifest
     for a in answers:
         job = scored[a[UUID]]
         assert a["pd"] == job["pd"], a[UUID]  # bit for bit: JSON carries the shortest exact repr
-        assert a["is_high_risk"] == job["is_high_risk"], a[UUID]
-        # The service names reasons for every customer; the job as shipped for the high-risk rows only.
-        assert a["reason_codes"] is not None, a[UUID]
-        if job["is_high_risk"]:
-            assert a["reason_codes"] == job["reason_codes"], a[UUID]
-        else:
-            assert job["reason_codes"] is None, a[UUID]
+        # Reason codes as the job ships them: for the high-risk customers, null for the others.
+        assert (a["is_high_risk"], a["reason_codes"]) == (job["is_high_risk"], job["reason_codes"]), a[UUID]
+        assert (a["reason_codes"] is not None) == a["is_high_risk"], a[UUID]
         assert a["grade"] == job["grade"] and a["grade"] is not None, a[UUID]
         assert a["model_version"] == manifest["model_version"]
     one = service.post("/predict", json=as_json(real[0]))
@@ -193,6 +191,29 @@ def test_two_customers_with_one_uuid_in_a_batch_are_both_refused(service):
         {"index": 0, UUID: uuid_for(1), "reason": "uuid: duplicate (2 rows)"},
         {"index": 1, UUID: uuid_for(1).upper(), "reason": "uuid: duplicate (2 rows)"},
     ]
+
+
+def test_single_requests_arriving_together_get_their_own_answers(service, job_run):
+    """Concurrent `/predict` calls are scored as one group: each still gets its own answer (the one
+    `/predict/batch` gives it), a bad customer among them alone is refused, and two requests for the
+    same uuid are not each other's duplicates."""
+    rows, _, rejects = job_run
+    good = [as_json(r) for r in rows[:150]]
+    expected = service.post("/predict/batch", json={"customers": good}).json()["predictions"]
+    # Among them, right after customer 50: a bad customer and a second request for customer 50.
+    again = as_json(row(4, uuid=rows[50][UUID].upper()))
+    customers = [*good[:51], as_json(BAD_ROWS[0]), again, *good[51:]]
+
+    async def ask_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=str(service.base_url), timeout=60) as client:
+            calls = [client.post("/predict", content=json.dumps(c)) for c in customers]
+            return await asyncio.gather(*calls)
+
+    answers = asyncio.run(ask_all())
+    assert [a.status_code for a in answers] == [200] * 51 + [422, 200] + [200] * 99
+    assert [a.json() for a in answers[:51] + answers[53:]] == expected
+    assert answers[51].json()["reason"] == rejects[BAD_ROWS[0][UUID]]
+    assert answers[52].json()[UUID] == rows[50][UUID].upper()
 
 
 def test_a_customer_without_uuid_or_with_left_out_features_is_scored(service):
@@ -269,3 +290,20 @@ def test_a_tampered_model_is_refused_before_listening(trained, tmp_path):
     assert done.returncode == 4
     assert done.stdout == ""
     assert "does not match its manifest" in done.stderr.strip().splitlines()[-1]
+
+
+def test_reason_rows_all_names_reasons_for_every_customer(trained, job_run):
+    """`--reason-rows all`: every customer gets reasons, the high-risk ones the same as by default."""
+    from defaultrisk.serving.command import Reasons
+    from defaultrisk.serving.request import customers_table
+    from defaultrisk.serving.scorer import Scorer
+
+    rows, scored, _ = job_run
+    table = customers_table([as_json(r) for r in rows[:300]])
+    every = Scorer.load(trained[0], Reasons(3, "all")).answers(table)
+    shipped = Scorer.load(trained[0], Reasons(3, "high_risk")).answers(table)
+    assert all(a["reason_codes"] for a in every)
+    assert any(not a["is_high_risk"] for a in every) and any(a["is_high_risk"] for a in every)
+    for a, b in zip(every, shipped, strict=True):
+        assert a["pd"] == b["pd"] == scored[a[UUID]]["pd"]
+        assert b["reason_codes"] == (a["reason_codes"] if a["is_high_risk"] else None)

@@ -6,9 +6,11 @@ reasons); the body's size, its JSON and its fields are checked first, each with 
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -16,7 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from defaultrisk import __version__
 from defaultrisk.serving import openapi
-from defaultrisk.serving.command import MAX_BATCH, MAX_BODY_BYTES, REASON_CODES
+from defaultrisk.serving.command import MAX_BATCH, MAX_BODY_BYTES, SHIPPED_REASONS, Reasons
 from defaultrisk.serving.request import BadRequest, check_shape, customers_table, parse_json
 from defaultrisk.serving.scorer import Scorer, problems
 
@@ -40,18 +42,67 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class Together:
+    """Single customers scored together: each `/predict` joins the customers already waiting.
+
+    While one group is being scored, the requests that arrive queue up; the next group takes all of
+    them (up to `max_batch`), so the checks' and the model's fixed cost per call is paid once per
+    group, not per customer, and no request waits for a timer. A customer's answer does not depend on
+    its group: the checks and the model work row by row, and customers of separate requests are never
+    each other's duplicates.
+    """
+
+    def __init__(self, scorer: Scorer, max_batch: int) -> None:
+        self.scorer, self.max_batch = scorer, max_batch
+        self._queue: asyncio.Queue | None = None
+        self._worker: asyncio.Task | None = None
+
+    async def answer(self, customer: dict) -> dict | str:
+        """The customer's prediction, or the reason it is refused for."""
+        if self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._score_groups())
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((customer, future))
+        return await future
+
+    async def _score_groups(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            # Requests the server has already read get to join: let them run until no more arrive
+            # (one pass of the event loop each; a lone request costs one pass).
+            waiting = -1
+            while waiting != self._queue.qsize() and self._queue.qsize() < self.max_batch:
+                waiting = self._queue.qsize()
+                await asyncio.sleep(0)
+            while len(group) < self.max_batch and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            customers = [customer for customer, _ in group]
+            try:
+                answers = self.scorer.answers(customers_table(customers), copies=np.ones(len(group)))
+            except Exception as exc:  # every waiting request fails with it, as it would alone
+                answers = [exc] * len(group)
+            for (_, future), answer in zip(group, answers, strict=True):
+                if future.done():  # the client went away
+                    continue
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+
+
 def _refused(exc: BadRequest) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
 
 def create_app(
     model_dir: str | Path,
-    reason_codes: int = REASON_CODES,
+    reasons: Reasons = SHIPPED_REASONS,
     max_batch: int = MAX_BATCH,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The service for one model directory, loaded and checked now (a bad model fails here)."""
-    scorer = Scorer.load(model_dir, reason_codes)
+    scorer = Scorer.load(model_dir, reasons)
     app = FastAPI(
         title="defaultrisk", version=__version__, summary="Probability of default, one customer on demand"
     )
@@ -68,9 +119,9 @@ def create_app(
             "content": {"application/json": {"schema": openapi.batch_schema(_CUSTOMER_REF, max_batch)}},
         }
     }
-    _add_predict(app, scorer, body_of, max_body_bytes)
+    _add_predict(app, Together(scorer, max_batch), body_of, max_body_bytes)
     _add_batch(app, scorer, batch_body, (max_batch, max_body_bytes))
-    _add_health(app, scorer, reason_codes, max_batch)
+    _add_health(app, scorer, max_batch)
     app.openapi = partial(_schema, app)
     return app
 
@@ -78,7 +129,7 @@ def create_app(
 _ERRORS = {400: {"model": openapi.Problem}, 413: {"model": openapi.Problem}}
 
 
-def _add_predict(app: FastAPI, scorer: Scorer, body_of: dict, max_body_bytes: int) -> None:
+def _add_predict(app: FastAPI, together: Together, body_of: dict, max_body_bytes: int) -> None:
 
     @app.post(
         "/predict",
@@ -89,13 +140,12 @@ def _add_predict(app: FastAPI, scorer: Scorer, body_of: dict, max_body_bytes: in
         """Score one customer; 422 with the nightly job's reasons when the job would reject it."""
         customer = parse_json(await _body(request, max_body_bytes))
         check_shape(customer)
-        outcome = scorer.score(customers_table([customer]))
-        if outcome.rejected:
-            reason = outcome.rejected[0]["reason"]
+        answer = await together.answer(customer)
+        if isinstance(answer, str):
             return JSONResponse(
-                {"detail": "customer rejected", "reason": reason, "problems": problems(reason)}, 422
+                {"detail": "customer rejected", "reason": answer, "problems": problems(answer)}, 422
             )
-        return JSONResponse(outcome.predictions[0])
+        return JSONResponse(answer)
 
 
 def _add_batch(app: FastAPI, scorer: Scorer, batch_body: dict, limits: tuple[int, int]) -> None:
@@ -123,7 +173,7 @@ def _add_batch(app: FastAPI, scorer: Scorer, batch_body: dict, limits: tuple[int
         return JSONResponse({"predictions": outcome.predictions})
 
 
-def _add_health(app: FastAPI, scorer: Scorer, reason_codes: int, max_batch: int) -> None:
+def _add_health(app: FastAPI, scorer: Scorer, max_batch: int) -> None:
     @app.get("/health", response_model=openapi.Health)
     async def health() -> dict:
         """The model being served and when it was loaded."""
@@ -134,7 +184,8 @@ def _add_health(app: FastAPI, scorer: Scorer, reason_codes: int, max_batch: int)
             "loaded_at": scorer.loaded_at,
             "model_created_at": manifest.get("created_at"),
             "threshold": scorer.model.threshold,
-            "reason_codes": reason_codes,
+            "reason_codes": scorer.reasons.codes,
+            "reason_rows": scorer.reasons.rows,
             "max_batch": max_batch,
         }
 

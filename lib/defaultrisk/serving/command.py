@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
 from defaultrisk.errors import EXIT_MODEL, EXIT_OK, EXIT_USAGE, ModelError
 from defaultrisk.schema import FEATURES
@@ -14,6 +15,19 @@ from defaultrisk.schema import FEATURES
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
 REASON_CODES = 3
+REASON_ROWS = ("high_risk", "all")
+
+
+@dataclass(frozen=True)
+class Reasons:
+    """How many reason codes to name, and for whom: "high_risk" (as the nightly job ships: the
+    customers at or above the threshold; the others' `reason_codes` are null) or "all"."""
+
+    codes: int = REASON_CODES
+    rows: str = "high_risk"
+
+
+SHIPPED_REASONS = Reasons()
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +36,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port; 0 takes a free one (default 8000)")
     parser.add_argument(
         "--reason-codes", type=int, default=REASON_CODES, help="reasons named per customer; 0: off"
+    )
+    parser.add_argument(
+        "--reason-rows",
+        choices=REASON_ROWS,
+        default="high_risk",
+        help="who gets reason codes: high_risk (as the nightly job, default) or all",
     )
     parser.add_argument(
         "--max-batch", type=int, default=MAX_BATCH, help="customers per /predict/batch request"
@@ -46,7 +66,8 @@ def run_serve(args: argparse.Namespace, spark=None) -> int:
     from defaultrisk.serving.server import serve
 
     try:
-        serve(args.model_dir, args.host, args.port, args.reason_codes, args.max_batch, args.max_body_bytes)
+        reasons = Reasons(args.reason_codes, args.reason_rows)
+        serve(args.model_dir, args.host, args.port, reasons, args.max_batch, args.max_body_bytes)
     except ModelError as exc:
         print(f"serve: error: {exc}", file=sys.stderr)
         return EXIT_MODEL

@@ -59,7 +59,9 @@ class Prediction(BaseModel):
     pd: float = Field(ge=0.0, le=1.0, description="Calibrated probability of default, as the nightly job's")
     is_high_risk: bool = Field(description="pd >= the model's threshold")
     grade: int | None = Field(description="Rating grade on the model's master scale (1 = lowest pd)")
-    reason_codes: list[str] | None = Field(description="Features pushing this customer's risk up most")
+    reason_codes: list[str] | None = Field(
+        description="Features pushing this customer's risk up most; null unless high-risk (by default)"
+    )
     model_version: str
 
 
@@ -91,6 +93,7 @@ class Health(BaseModel):
     model_created_at: str | None
     threshold: float
     reason_codes: int
+    reason_rows: str
     max_batch: int
 
 

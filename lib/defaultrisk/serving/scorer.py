@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
-from defaultrisk.checks import Checked, check_table
+from defaultrisk.checks import Checked, check_table, present
 from defaultrisk.grades import MasterScale, grade_of, scale_from_manifest
 from defaultrisk.model import ScoringModel, load_checked
 from defaultrisk.schema import (
@@ -26,6 +26,7 @@ from defaultrisk.schema import (
 )
 from defaultrisk.schema_rules import REASON_SEPARATOR
 from defaultrisk.scoring.core import score_matrix
+from defaultrisk.serving.command import Reasons
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,11 @@ class Scorer:
     model: ScoringModel
     manifest: dict
     scale: MasterScale
-    reason_codes: int
+    reasons: Reasons
     loaded_at: str
 
     @classmethod
-    def load(cls, model_dir: str | Path, reason_codes: int) -> Scorer:
+    def load(cls, model_dir: str | Path, reasons: Reasons) -> Scorer:
         """The model directory read and checked exactly as the scoring job reads it.
 
         One XGBoost thread: a request holds a row or a few, and the service must not fight its
@@ -56,7 +57,7 @@ class Scorer:
         checked = load_checked(model_dir)  # every check the scoring job makes, on the same loader
         model = ScoringModel.from_payload(checked.payload, nthread=1)
         loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
-        return cls(model, checked.manifest, scale_from_manifest(checked.manifest), reason_codes, loaded_at)
+        return cls(model, checked.manifest, scale_from_manifest(checked.manifest), reasons, loaded_at)
 
     def score(self, table: pa.Table) -> Outcome:
         """Check a raw table of customers as the job does; score them all, or say who is refused why.
@@ -64,29 +65,42 @@ class Scorer:
         A uuid is optional here, but two customers of one request with the same uuid are refused,
         as the job refuses duplicates within a snapshot.
         """
-        checked = check_table(table, uuid_required=False)
-        if checked.reason.null_count != len(checked.reason):
-            uuids, reasons = checked.uuid.to_pylist(), checked.reason.to_pylist()
-            rejected = [
-                {"index": i, UUID: uuids[i], "reason": reason} for i, reason in enumerate(reasons) if reason
-            ]
-            return Outcome(rejected=rejected)
-        matrix = feature_matrix(checked)
-        pds, high, reasons = score_matrix(matrix, self.model, self.reason_codes)
-        grades = grade_of(pds, self.scale)  # as the scoring job's `grade` column
-        version = self.model.version
-        predictions = [
-            {
-                UUID: uuid,
-                PD: float(pds[i]),
-                IS_HIGH_RISK: bool(high[i]),
-                GRADE: int(grades[i]) or None,
-                REASON_CODES: reasons[i] if reasons is not None else None,
-                MODEL_VERSION: version,
-            }
-            for i, uuid in enumerate(checked.uuid.to_pylist())
+        answers = self.answers(table)
+        uuids = present(table.column(UUID).combine_chunks()).to_pylist()  # as the checks read them
+        refused = [
+            {"index": i, UUID: uuids[i], "reason": answer}
+            for i, answer in enumerate(answers)
+            if isinstance(answer, str)
         ]
-        return Outcome(predictions=predictions)
+        return Outcome(rejected=refused) if refused else Outcome(predictions=answers)
+
+    def answers(self, table: pa.Table, copies: np.ndarray | None = None) -> list[dict | str]:
+        """Per customer, its prediction, or the reason it is refused for (`column: problem; ...`).
+
+        Each row's answer is its own: the checks and the model are row by row, except duplicates,
+        counted within `table` unless `copies` gives each row's count (customers of separate requests
+        scored together are never each other's duplicates).
+        """
+        checked = check_table(table, uuid_required=False, copies=copies)
+        refused = checked.reason.to_pylist()
+        rows = np.asarray([i for i, reason in enumerate(refused) if reason is None], dtype=np.int64)
+        answers: list[dict | str] = list(refused)
+        if len(rows) == 0:
+            return answers
+        matrix = feature_matrix(checked)[rows]
+        pds, high, reasons = score_matrix(matrix, self.model, self.reasons.codes, self.reasons.rows)
+        grades = grade_of(pds, self.scale)  # as the scoring job's `grade` column
+        uuids = checked.uuid.take(pa.array(rows)).to_pylist()
+        for k, row in enumerate(rows):
+            answers[row] = {
+                UUID: uuids[k],
+                PD: float(pds[k]),
+                IS_HIGH_RISK: bool(high[k]),
+                GRADE: int(grades[k]) or None,
+                REASON_CODES: reasons[k] if reasons is not None else None,
+                MODEL_VERSION: self.model.version,
+            }
+        return answers
 
 
 _VOCABULARIES = {f.name: pa.array(f.values, pa.string()) for f in FEATURES if f.kind == CATEGORY}

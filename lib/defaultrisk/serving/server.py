@@ -10,7 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from defaultrisk.serving.app import create_app
-from defaultrisk.serving.command import MAX_BATCH, MAX_BODY_BYTES, REASON_CODES
+from defaultrisk.serving.command import MAX_BATCH, MAX_BODY_BYTES, SHIPPED_REASONS, Reasons
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -27,7 +27,7 @@ def serve(
     model_dir: str | Path,
     host: str = "127.0.0.1",
     port: int = 8000,
-    reason_codes: int = REASON_CODES,
+    reasons: Reasons = SHIPPED_REASONS,
     max_batch: int = MAX_BATCH,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> None:
@@ -36,7 +36,7 @@ def serve(
     A single worker: scoring is CPU work done inside the request, and one process keeps one model
     in memory; access logs are off, as a line per request costs more than scoring it.
     """
-    app = create_app(model_dir, reason_codes=reason_codes, max_batch=max_batch, max_body_bytes=max_body_bytes)
+    app = create_app(model_dir, reasons=reasons, max_batch=max_batch, max_body_bytes=max_body_bytes)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
