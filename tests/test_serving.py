@@ -307,3 +307,18 @@ def test_reason_rows_all_names_reasons_for_every_customer(trained, job_run):
     for a, b in zip(every, shipped, strict=True):
         assert a["pd"] == b["pd"] == scored[a[UUID]]["pd"]
         assert b["reason_codes"] == (a["reason_codes"] if a["is_high_risk"] else None)
+
+
+def test_the_listening_socket_is_tcp_without_nagle():
+    """Accepted connections answer without waiting for the client's delayed ACK: asyncio turns Nagle
+    off on sockets declared TCP, and the listening socket has TCP_NODELAY itself."""
+    import socket
+
+    from defaultrisk.serving.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
