@@ -85,9 +85,12 @@ def test_score_job_writes_table_rejects_results_and_reconciles(spark, trained, s
     assert set(table.column_names) >= {"uuid", "pd", "is_high_risk", "model_version", "scored_at"}
     assert str(table.schema.field("scored_at").type) == "timestamp[us, tz=UTC]"
     assert set(table.column("model_version").to_pylist()) == {summary["model_version"]}
-    reasons = table.column("reason_codes").to_pylist()
-    assert all(len(r) <= 3 and set(r) <= set(FEATURE_NAMES) for r in reasons)
-    assert sum(1 for r in reasons if r) > len(reasons) / 2
+    # Reason codes as shipped (`reason_rows = "high_risk"`): for the high-risk rows, null for the rest.
+    reasons, high = table.column("reason_codes").to_pylist(), table.column("is_high_risk").to_pylist()
+    assert 0 < sum(high) < len(high)
+    assert [r is not None for r in reasons] == high
+    assert all(len(r) <= 3 and set(r) <= set(FEATURE_NAMES) for r in reasons if r is not None)
+    assert sum(1 for r in reasons if r) > sum(high) / 2
 
     marker = json.loads((tmp_path / "scored" / "snapshot_date=2026-11-21" / "_SUCCESS").read_text())
     assert marker["run_id"] == summary["run_id"]
