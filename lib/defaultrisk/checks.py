@@ -58,9 +58,10 @@ _SPARK_SPECIAL = {"inf": np.inf, "+inf": np.inf, "infinity": np.inf, "+infinity"
 _SPARK_SPECIAL |= {"-inf": -np.inf, "-infinity": -np.inf, "nan": np.nan}
 # Java's `$` also matches before one final line terminator; RE2's only at the very end.
 _UUID_RE2 = UUID_PATTERN.removesuffix("$") + r"(?:\r\n|[\n\r\x{85}\x{2028}\x{2029}])?$"
-_COMPARE = {"<": np.less, ">": np.greater}
 _TRUE = ("t", "true", "y", "yes", "1")
 _FALSE = ("f", "false", "n", "no", "0")
+# The features checked as numbers (every kind but categories and flags), in the schema's order.
+NUMBERS = tuple(f for f in FEATURES if f.kind not in (CATEGORY, FLAG))
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Checked:
     features: dict[str, pa.Array]
     default: pa.Array
     reason: pa.Array
+    # The `NUMBERS` features' values as one float64 block (feature by row, NaN where missing): on
+    # every valid row, the typed columns' values.
+    numbers: np.ndarray
 
     @property
     def valid(self) -> np.ndarray:
@@ -112,11 +116,15 @@ def check_table(
     problems = [_line_problem(table, n), *_uuid_problems(uuid, copies, uuid_required)]
     default, label_problem = _label(table, n) if labelled else (pa.nulls(n, pa.int32()), None)
     problems.append(label_problem)
+    numbers, block = _check_numbers(table, n)
     typed = {}
     for feature in FEATURES:
-        typed[feature.name], feature_problem = _check_feature(feature, _column(table, feature.name))
+        typed[feature.name], feature_problem = numbers.get(feature.name) or _check_feature(
+            feature, _column(table, feature.name)
+        )
         problems.append(feature_problem)
-    return Checked(uuid=uuid, features=typed, default=default, reason=_joined(problems, n))
+    reason = _joined(problems, n)
+    return Checked(uuid=uuid, features=typed, default=default, reason=reason, numbers=block)
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
@@ -273,12 +281,92 @@ def _parse_flag(text: pa.Array) -> pa.Array:
     return pc.if_else(true, True, pc.if_else(false, pa.scalar(False), pa.scalar(None, pa.bool_())))
 
 
-def _numbers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A typed numeric or boolean column as float64 and its mask of present values."""
-    as_float = values if values.type == pa.float64() else pc.cast(values, pa.float64(), safe=False)
-    if values.null_count == 0:
-        return as_float.to_numpy(zero_copy_only=False), np.ones(len(values), dtype=bool)
-    return as_float.fill_null(np.nan).to_numpy(zero_copy_only=False), _given(values)
+def _check_feature(feature: Feature, raw: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """A category or flag column typed, and its problem column (None when no row has a problem)."""
+    if feature.kind == CATEGORY:
+        return present(raw), None
+    if pa.types.is_boolean(raw.type):
+        return raw, None
+    if _is_number(raw.type):  # 0 and 1 are false and true; any other number is not a flag
+        value = pc.if_else(pc.equal(raw, 0), False, pc.if_else(pc.equal(raw, 1), True, None))
+        value, given = value.cast(pa.bool_()), raw.is_valid()
+    else:
+        text = present(raw)
+        value, given = _parse_flag(text), text.is_valid()
+    bad = pc.and_(given, value.is_null()).to_numpy(zero_copy_only=False)
+    return value, _texts(bad, problem(feature.name, NOT_TRUE_FALSE))
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    """Numeric columns as rows of one 2-D block: values (NaN where unknown), what was known, how given."""
+
+    features: list[Feature]
+    values: np.ndarray  # float64, (features, rows)
+    known: np.ndarray  # bool: a number was given (and, for text, parsed)
+    whole_type: np.ndarray  # bool per feature: given as an integer type
+    not_a_number: np.ndarray  # bool: text given that is not a number
+
+
+def _check_numbers(table: pa.Table, n: int) -> tuple[dict[str, tuple[pa.Array, pa.Array | None]], np.ndarray]:
+    """Every numeric feature typed, with its problem column, and the values' block: one 2-D pass.
+
+    The rules of validate's `_number`, in its order: not a number (text), not finite (not for an
+    integer type), too large and not whole (count and code columns given as other than integers),
+    then the range. A column's cost here is a copy; the rules run once over the block.
+    """
+    features = list(NUMBERS)
+    block = _Numbers(
+        features,
+        np.empty((len(features), n)),
+        np.ones((len(features), n), dtype=bool),
+        np.zeros(len(features), dtype=bool),
+        np.zeros((len(features), n), dtype=bool),
+    )
+    raws = [_column(table, f.name) for f in features]
+    for k, raw in enumerate(raws):
+        _read_numbers(raw, block, k)
+    whole_kind = np.array([f.kind in (COUNT, CODE) for f in features])
+    codes = _problem_codes(block, whole_kind)
+    found = (codes >= 0).any(axis=1)
+    typed = _typed(block, raws, whole_kind)
+    checked = {
+        f.name: (typed[k], _problem_texts(f, codes[k]) if found[k] else None) for k, f in enumerate(features)
+    }
+    return checked, block.values
+
+
+def _typed(block: _Numbers, raws: list[pa.Array], whole_kind: np.ndarray) -> list[pa.Array]:
+    """The columns as the job types them: double, or long for count and code columns."""
+    # try_cast(double AS BIGINT): toward zero, null when it is not finite or out of range.
+    with np.errstate(invalid="ignore"):
+        fits = block.known & (block.values >= -(2.0**63)) & (block.values < 2.0**63)
+    whole = np.trunc(np.where(fits, block.values, 0.0)).astype(np.int64)
+    typed = []
+    for k, raw in enumerate(raws):
+        if not whole_kind[k]:
+            as_double = raw.type == pa.float64()  # already the typed column
+            typed.append(raw if as_double else _with_mask(block.values[k], block.known[k], pa.float64()))
+        elif block.whole_type[k]:
+            typed.append(raw if raw.type == pa.int64() else pc.cast(raw, pa.int64()))
+        else:
+            typed.append(_with_mask(whole[k], fits[k], pa.int64()))
+    return typed
+
+
+def _read_numbers(raw: pa.Array, block: _Numbers, k: int) -> None:
+    """Row `k` of the block from a raw column: typed numbers (or booleans) as they are, text parsed."""
+    dtype = raw.type
+    if not (_is_number(dtype) or pa.types.is_boolean(dtype)):
+        text = present(raw)
+        block.values[k], block.known[k] = parse_double(text)
+        block.not_a_number[k] = _given(text) & ~block.known[k]
+        return
+    block.whole_type[k] = pa.types.is_integer(dtype)
+    if not (block.whole_type[k] or pa.types.is_floating(dtype)):
+        raw = pc.cast(raw, pa.float64(), safe=False)
+    block.values[k] = raw.to_numpy(zero_copy_only=False)  # nulls read as NaN
+    block.known[k] = _given(raw)
 
 
 def _given(values: pa.Array) -> np.ndarray:
@@ -287,65 +375,41 @@ def _given(values: pa.Array) -> np.ndarray:
     return values.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _first_problem(feature: Feature, conditions: list[tuple[np.ndarray, str]], n: int) -> pa.Array | None:
-    """One column of `problem` texts: the first condition that holds, per row, or None if none ever does."""
-    if not any(mask.any() for mask, _ in conditions):
-        return None
-    first = np.full(n, -1)
-    for k in range(len(conditions) - 1, -1, -1):
-        first[conditions[k][0]] = k
-    texts = np.asarray([problem(feature.name, what) for _, what in conditions] + [None], dtype=object)
-    return pa.array(texts[first], _STRING)
+# The problems of `_problem_codes`, in validate's order; the range's two follow.
+_NUMBER_PROBLEMS = (NOT_A_NUMBER, NOT_FINITE, TOO_LARGE, NOT_WHOLE)
 
 
-def _check_feature(feature: Feature, raw: pa.Array) -> tuple[pa.Array, pa.Array | None]:
-    """The typed column and its problem column (None when no row has a problem)."""
-    dtype, n = raw.type, len(raw)
-    number, boolean = _is_number(dtype), pa.types.is_boolean(dtype)
-    if feature.kind == CATEGORY:
-        return present(raw), None
-    if feature.kind == FLAG:
-        if boolean:
-            return raw, None
-        if number:  # 0 and 1 are false and true; any other number is not a flag
-            value = pc.if_else(pc.equal(raw, 0), False, pc.if_else(pc.equal(raw, 1), True, None))
-            value, given = value.cast(pa.bool_()), raw.is_valid()
-        else:
-            text = present(raw)
-            value, given = _parse_flag(text), text.is_valid()
-        bad = pc.and_(given, value.is_null()).to_numpy(zero_copy_only=False)
-        return value, _first_problem(feature, [(bad, NOT_TRUE_FALSE)], n)
-    whole_type = pa.types.is_integer(dtype)
-    conditions: list[tuple[np.ndarray, str]] = []
-    if number or boolean:
-        values, known = _numbers(raw)
-    else:
-        text = present(raw)
-        values, known = parse_double(text)
-        conditions.append((_given(text) & ~known, NOT_A_NUMBER))
+def _problem_codes(block: _Numbers, whole_kind: np.ndarray) -> np.ndarray:
+    """Per feature and row, the first problem's code (-1 for none)."""
+    values, known = block.values, block.known
+    low = np.array([-np.inf if f.minimum is None else f.minimum for f in block.features])[:, None]
+    high = np.array([np.inf if f.maximum is None else f.maximum for f in block.features])[:, None]
+    not_integer = ~block.whole_type[:, None]
+    to_whole = whole_kind[:, None] & not_integer
     with np.errstate(invalid="ignore"):
-        if not whole_type:  # before the ranges: NaN sorts above every number in Spark
-            conditions.append((known & ~np.isfinite(values), NOT_FINITE))
-        if feature.kind in (COUNT, CODE) and not whole_type:
-            # validate's order: "too large" first (floor() of 1e19 or more overflows there).
-            conditions.append((known & (np.abs(values) > MAX_WHOLE), TOO_LARGE))
-            conditions.append((known & (values != np.floor(values)), NOT_WHOLE))
-        for op, bound, what in bounds(feature):
-            conditions.append((known & _COMPARE[op](values, bound), what))
-    return _typed(feature, raw, values, known, whole_type), _first_problem(feature, conditions, n)
+        conditions = (
+            block.not_a_number,
+            known & not_integer & ~np.isfinite(values),  # before the range: NaN sorts above all in Spark
+            known & to_whole & (np.abs(values) > MAX_WHOLE),  # floor() of 1e19 or more overflows there
+            known & to_whole & (values != np.floor(values)),
+            known & (values < low),
+            known & (values > high),
+        )
+    codes = np.full(values.shape, -1, dtype=np.int8)
+    for code in range(len(conditions) - 1, -1, -1):
+        codes[conditions[code]] = code
+    return codes
 
 
-def _typed(feature: Feature, raw: pa.Array, values: np.ndarray, known: np.ndarray, whole: bool) -> pa.Array:
-    if feature.kind not in (COUNT, CODE):
-        if raw.type == pa.float64():  # already the typed column
-            return raw
-        return pa.array(values, pa.float64(), mask=None if known.all() else ~known)
-    if whole:
-        return pc.cast(raw, pa.int64())
-    # try_cast(double AS BIGINT): toward zero, null when it is not finite or out of range.
-    with np.errstate(invalid="ignore"):
-        fits = known & np.isfinite(values) & (values >= -(2.0**63)) & (values < 2.0**63)
-    return pa.array(np.trunc(np.where(fits, values, 0.0)).astype(np.int64), pa.int64(), mask=~fits)
+def _problem_texts(feature: Feature, codes: np.ndarray) -> pa.Array:
+    ranges = {op: what for op, _, what in bounds(feature)}
+    words = [*_NUMBER_PROBLEMS, ranges.get("<"), ranges.get(">")]
+    texts = np.asarray([problem(feature.name, w) if w else None for w in words] + [None], dtype=object)
+    return pa.array(texts[codes], _STRING)
+
+
+def _with_mask(values: np.ndarray, valid: np.ndarray, dtype: pa.DataType) -> pa.Array:
+    return pa.array(values, dtype, mask=None if valid.all() else ~valid)
 
 
 def _is_number(dtype: pa.DataType) -> bool:

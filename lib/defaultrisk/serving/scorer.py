@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
-from defaultrisk.checks import Checked, check_table, present
+from defaultrisk.checks import NUMBERS, Checked, check_table, present
 from defaultrisk.grades import MasterScale, grade_of, scale_from_manifest
 from defaultrisk.model import ScoringModel, load_checked
 from defaultrisk.schema import (
@@ -104,17 +104,21 @@ class Scorer:
 
 
 _VOCABULARIES = {f.name: pa.array(f.values, pa.string()) for f in FEATURES if f.kind == CATEGORY}
+_NUMBER_COLUMNS = np.array([FEATURES.index(f) for f in NUMBERS])
+_OTHER_COLUMNS = [(j, f) for j, f in enumerate(FEATURES) if f not in NUMBERS]  # categories and flags
 
 
 def feature_matrix(checked: Checked) -> np.ndarray:
-    """The float32 matrix of `features.feature_matrix`, straight from the checked Arrow columns.
+    """The float32 matrix of `features.feature_matrix`, straight from the checked values.
 
-    The same values without a pandas frame per request: numbers through float64 to float32, a
-    category as its index in the schema's vocabulary, NaN for missing or unseen. A test holds it
-    equal to `features.feature_matrix` on every row of a generated snapshot.
+    The same values without a pandas frame per request: numbers through float64 to float32 (the
+    checks' block), a category as its index in the schema's vocabulary, NaN for missing or unseen.
+    A test holds it equal to `features.feature_matrix` on every row of a generated snapshot.
     """
     matrix = np.empty((len(checked.uuid), len(FEATURES)), dtype=np.float32)
-    for j, feature in enumerate(FEATURES):
+    with np.errstate(over="ignore"):  # a rejected row's huge number; valid rows fit
+        matrix[:, _NUMBER_COLUMNS] = checked.numbers.T
+    for j, feature in _OTHER_COLUMNS:
         column = checked.features[feature.name]
         if feature.kind == CATEGORY:
             column = pc.index_in(column, value_set=_VOCABULARIES[feature.name])
