@@ -11,8 +11,10 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -322,3 +324,66 @@ def test_the_listening_socket_is_tcp_without_nagle():
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         sock.close()
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes the service's supervisor has started (not multiprocessing's own tracker)."""
+    tasks = Path(f"/proc/{pid}/task")
+    children = [int(c) for task in tasks.iterdir() for c in (task / "children").read_text().split()]
+    return sorted(c for c in children if b"spawn_main" in _command_line(c))
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _until(condition, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads worker processes from Linux /proc")
+def test_workers_answer_on_one_port_a_killed_one_is_replaced_and_all_stop_with_the_service(trained):
+    process, url = start_service(trained[0], "--workers", "2")
+    try:
+        assert _until(lambda: len(_workers(process.pid)) == 2)
+        first = _workers(process.pid)
+        os.kill(first[0], signal.SIGKILL)
+        assert _until(lambda: len(set(_workers(process.pid)) - set(first)) == 1)  # a new one in its place
+        with httpx.Client(base_url=url, timeout=60) as client:
+            pds = {
+                client.post("/predict", json={UUID: uuid_for(1), "age": 40}).json()["pd"] for _ in range(20)
+            }
+        assert len(pds) == 1  # every worker gives the same answer
+        workers = _workers(process.pid)
+    finally:
+        stop_service(process)
+    assert process.returncode is not None
+    assert _until(lambda: not any(_alive(pid) for pid in workers), 20)
+
+
+def test_what_the_service_loaded_is_frozen_out_of_the_collectors_full_passes(trained):
+    import gc
+
+    from defaultrisk.serving.app import create_app
+
+    gc.unfreeze()
+    create_app(trained[0])
+    try:
+        assert gc.get_freeze_count() > 10_000  # the model, FastAPI, pyarrow: all loaded once
+    finally:
+        gc.unfreeze()

@@ -7,6 +7,7 @@ reasons); the body's size, its JSON and its fields are checked first, each with 
 from __future__ import annotations
 
 import asyncio
+import gc
 from functools import partial
 from pathlib import Path
 
@@ -123,6 +124,11 @@ def create_app(
     _add_batch(app, scorer, batch_body, (max_batch, max_body_bytes))
     _add_health(app, scorer, max_batch)
     app.openapi = partial(_schema, app)
+    # What is loaded now lives as long as the service: frozen out of the collector's sight, so a
+    # full collection no longer walks it (168,000 objects, 72 ms each time; one every few seconds
+    # under load, a stall every request behind it waited for).
+    gc.collect()
+    gc.freeze()
     return app
 
 

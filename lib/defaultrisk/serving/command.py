@@ -6,6 +6,7 @@ Importable without the `serve` extra: FastAPI and uvicorn are imported only when
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 
@@ -30,6 +31,22 @@ class Reasons:
 SHIPPED_REASONS = Reasons()
 
 
+def default_workers() -> int:
+    """One worker process per available core, at most 4 (each holds its own copy of the model)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the service answers: reason codes, request limits, and its number of worker processes."""
+
+    reasons: Reasons = SHIPPED_REASONS
+    max_batch: int = MAX_BATCH
+    max_body_bytes: int = MAX_BODY_BYTES
+    workers: int = 1
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", required=True, help="a model directory written by the training job")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
@@ -47,6 +64,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-batch", type=int, default=MAX_BATCH, help="customers per /predict/batch request"
     )
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="largest request body")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: one per available core, at most 4)",
+    )
 
 
 def check_serve_arguments(args: argparse.Namespace) -> str | None:
@@ -54,6 +77,8 @@ def check_serve_arguments(args: argparse.Namespace) -> str | None:
         return f"--reason-codes must be 0..{len(FEATURES)}"
     if args.max_batch < 1 or args.max_body_bytes < 1:
         return "--max-batch and --max-body-bytes must be at least 1"
+    if args.workers is not None and not 1 <= args.workers <= 64:
+        return "--workers must be 1..64"
     return None
 
 
@@ -67,7 +92,9 @@ def run_serve(args: argparse.Namespace, spark=None) -> int:
 
     try:
         reasons = Reasons(args.reason_codes, args.reason_rows)
-        serve(args.model_dir, args.host, args.port, reasons, args.max_batch, args.max_body_bytes)
+        workers = args.workers or default_workers()
+        options = Options(reasons, args.max_batch, args.max_body_bytes, workers)
+        serve(args.model_dir, args.host, args.port, options)
     except ModelError as exc:
         print(f"serve: error: {exc}", file=sys.stderr)
         return EXIT_MODEL

@@ -1,16 +1,25 @@
-"""Running the app under uvicorn: one process, one worker, on a socket bound before it starts."""
+"""Running the app under uvicorn, on a socket bound before it starts: one process, or worker processes.
+
+With more than one worker, uvicorn's supervisor starts them (spawned, each loading and checking the
+model itself) on the one socket, restarts a worker that dies, and stops them all on SIGTERM or SIGINT.
+"""
 
 from __future__ import annotations
 
 import logging
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
+from defaultrisk.model import load_checked
 from defaultrisk.serving.app import create_app
-from defaultrisk.serving.command import MAX_BATCH, MAX_BODY_BYTES, SHIPPED_REASONS, Reasons
+from defaultrisk.serving.command import Options
+
+ONE = Options()  # one worker, reason codes as shipped, the default limits
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -27,26 +36,39 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(
-    model_dir: str | Path,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    reasons: Reasons = SHIPPED_REASONS,
-    max_batch: int = MAX_BATCH,
-    max_body_bytes: int = MAX_BODY_BYTES,
-) -> None:
+def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, options: Options = ONE) -> None:
     """Load and check the model, listen on `host:port`, print `serving http://HOST:PORT`, serve until stopped.
 
-    A single worker: scoring is CPU work done inside the request, and one process keeps one model
-    in memory; access logs are off, as a line per request costs more than scoring it.
+    Scoring is CPU work done inside the request: each worker process scores one group of requests
+    at a time and holds its own copy of the model. Access logs are off, as a line per request costs
+    more than scoring it. A model that fails its checks fails here, before anything listens.
     """
-    app = create_app(model_dir, reasons=reasons, max_batch=max_batch, max_body_bytes=max_body_bytes)
+    workers = options.workers
+    settings = {"reasons": options.reasons, "max_batch": options.max_batch}
+    settings["max_body_bytes"] = options.max_body_bytes
+    # One process serves the app built here; workers each build theirs from the same arguments.
+    app = create_app(model_dir, **settings) if workers == 1 else partial(create_app, model_dir, **settings)
+    if workers > 1:
+        load_checked(model_dir)  # every check a worker will make, made once before any starts
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     config = uvicorn.Config(
-        app, workers=1, access_log=False, log_level=logging.WARNING, server_header=False, date_header=False
+        app,
+        factory=workers > 1,
+        workers=workers,
+        access_log=False,
+        log_level=logging.WARNING,
+        server_header=False,
+        date_header=False,
     )
     print(f"serving http://{shown}:{bound_port}", flush=True)
-    print(f"serving model from {model_dir} on http://{shown}:{bound_port}", file=sys.stderr, flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    print(
+        f"serving model from {model_dir} on http://{shown}:{bound_port} ({workers} worker(s))",
+        file=sys.stderr,
+        flush=True,
+    )
+    if workers == 1:
+        uvicorn.Server(config).run(sockets=[sock])
+    else:
+        Multiprocess(config, sockets=[sock]).run()
