@@ -10,7 +10,9 @@ so a value reads the same here and in the nightly job. A test runs both on the s
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,7 @@ from defaultrisk.schema import (
     CODE,
     COUNT,
     DEFAULT,
+    FEATURE_NAMES,
     FEATURES,
     FLAG,
     RAW_LINE,
@@ -49,6 +52,9 @@ from defaultrisk.schema_rules import (
 )
 
 _STRING = pa.string()
+_DOUBLE = pa.float64()
+_NULL_TEXT = pa.scalar(None, _STRING)
+_MISSING = pc.SetLookupOptions(pa.array(MISSING_TOKENS, _STRING))
 # Java's String.trim() (inside Double.parseDouble and Spark's boolean cast) strips every char <= U+0020.
 _JAVA_SPACE = "".join(chr(c) for c in range(0x21))
 _DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[fFdD]?$"
@@ -69,7 +75,7 @@ class Checked:
     """A checked batch: trimmed `uuid`, typed features (double, int64, bool, string), label, `reason`."""
 
     uuid: pa.Array
-    features: dict[str, pa.Array]
+    features: Mapping[str, pa.Array]
     default: pa.Array
     reason: pa.Array
     # The `NUMBERS` features' values as one float64 block (feature by row, NaN where missing): on
@@ -116,19 +122,23 @@ def check_table(
     problems = [_line_problem(table, n), *_uuid_problems(uuid, copies, uuid_required)]
     default, label_problem = _label(table, n) if labelled else (pa.nulls(n, pa.int32()), None)
     problems.append(label_problem)
-    numbers, block = _check_numbers(table, n)
-    typed = {}
+    numbers, number_problems, block = _check_numbers(table, n)
+    others = {}
     for feature in FEATURES:
-        typed[feature.name], feature_problem = numbers.get(feature.name) or _check_feature(
-            feature, _column(table, feature.name)
-        )
-        problems.append(feature_problem)
-    reason = _joined(problems, n)
-    return Checked(uuid=uuid, features=typed, default=default, reason=reason, numbers=block)
+        if feature.name in number_problems:
+            problems.append(number_problems[feature.name])
+        else:
+            others[feature.name], feature_problem = _check_feature(feature, _column(table, feature.name))
+            problems.append(feature_problem)
+    features = _Columns(others, numbers)
+    return Checked(uuid=uuid, features=features, default=default, reason=_joined(problems, n), numbers=block)
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
-    column = table.column(name)
+    return _chunk(table.column(name))
+
+
+def _chunk(column: pa.ChunkedArray) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
@@ -216,8 +226,8 @@ def present(values: pa.Array) -> pa.Array:
     """The trimmed text of each value, null when it is empty or `NA` (validate's `_present`)."""
     text = values if values.type == _STRING else pc.cast(values, _STRING)
     trimmed = pc.utf8_trim(text, characters=" ")  # Spark's trim strips spaces only
-    missing = pc.is_in(pc.utf8_upper(trimmed), value_set=pa.array(MISSING_TOKENS, _STRING))
-    return pc.if_else(missing, pa.scalar(None, _STRING), trimmed)
+    missing = pc.is_in(pc.utf8_upper(trimmed), options=_MISSING)
+    return pc.if_else(missing, _NULL_TEXT, trimmed) if missing.true_count else trimmed
 
 
 def parse_double(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -308,8 +318,8 @@ class _Numbers:
     not_a_number: np.ndarray  # bool: text given that is not a number
 
 
-def _check_numbers(table: pa.Table, n: int) -> tuple[dict[str, tuple[pa.Array, pa.Array | None]], np.ndarray]:
-    """Every numeric feature typed, with its problem column, and the values' block: one 2-D pass.
+def _check_numbers(table: pa.Table, n: int) -> tuple[_TypedNumbers, dict[str, pa.Array | None], np.ndarray]:
+    """Every numeric feature's problem column, its typed column (built when read) and the values' block.
 
     The rules of validate's `_number`, in its order: not a number (text), not finite (not for an
     integer type), too large and not whole (count and code columns given as other than integers),
@@ -323,35 +333,70 @@ def _check_numbers(table: pa.Table, n: int) -> tuple[dict[str, tuple[pa.Array, p
         np.zeros(len(features), dtype=bool),
         np.zeros((len(features), n), dtype=bool),
     )
-    raws = [_column(table, f.name) for f in features]
+    columns = dict(zip(table.column_names, table.columns, strict=True))
+    raws = [_chunk(columns[f.name]) for f in features]
     for k, raw in enumerate(raws):
-        _read_numbers(raw, block, k)
-    whole_kind = np.array([f.kind in (COUNT, CODE) for f in features])
-    codes = _problem_codes(block, whole_kind)
-    found = (codes >= 0).any(axis=1)
-    typed = _typed(block, raws, whole_kind)
-    checked = {
-        f.name: (typed[k], _problem_texts(f, codes[k]) if found[k] else None) for k, f in enumerate(features)
-    }
-    return checked, block.values
-
-
-def _typed(block: _Numbers, raws: list[pa.Array], whole_kind: np.ndarray) -> list[pa.Array]:
-    """The columns as the job types them: double, or long for count and code columns."""
-    # try_cast(double AS BIGINT): toward zero, null when it is not finite or out of range.
-    with np.errstate(invalid="ignore"):
-        fits = block.known & (block.values >= -(2.0**63)) & (block.values < 2.0**63)
-    whole = np.trunc(np.where(fits, block.values, 0.0)).astype(np.int64)
-    typed = []
-    for k, raw in enumerate(raws):
-        if not whole_kind[k]:
-            as_double = raw.type == pa.float64()  # already the typed column
-            typed.append(raw if as_double else _with_mask(block.values[k], block.known[k], pa.float64()))
-        elif block.whole_type[k]:
-            typed.append(raw if raw.type == pa.int64() else pc.cast(raw, pa.int64()))
+        if raw.type == _DOUBLE:  # as Parquet and JSON hold numbers: a copy
+            block.values[k] = raw.to_numpy(zero_copy_only=False)  # nulls read as NaN
+            if raw.null_count:
+                block.known[k] = raw.is_valid().to_numpy(zero_copy_only=False)
         else:
-            typed.append(_with_mask(whole[k], fits[k], pa.int64()))
-    return typed
+            _read_numbers(raw, block, k)
+    codes = _problem_codes(block, _WHOLE_KIND)
+    found = (codes >= 0).any(axis=1)
+    problems = {f.name: _problem_texts(f, codes[k]) if found[k] else None for k, f in enumerate(features)}
+    return _TypedNumbers(block, raws), problems, block.values
+
+
+_WHOLE_KIND = np.array([f.kind in (COUNT, CODE) for f in NUMBERS])
+
+
+class _TypedNumbers:
+    """The numeric columns as the job types them (double; long for count and code columns), each built
+    when first read: the service scores from the block and never needs them."""
+
+    def __init__(self, block: _Numbers, raws: list[pa.Array]):
+        self.block, self.raws = block, raws
+        self.position = {f.name: k for k, f in enumerate(block.features)}
+
+    @cached_property
+    def _whole(self) -> tuple[np.ndarray, np.ndarray]:
+        # try_cast(double AS BIGINT): toward zero, null when it is not finite or out of range.
+        values = self.block.values
+        with np.errstate(invalid="ignore"):
+            fits = self.block.known & (values >= -(2.0**63)) & (values < 2.0**63)
+        return np.trunc(np.where(fits, values, 0.0)).astype(np.int64), fits
+
+    def column(self, name: str) -> pa.Array:
+        k, block = self.position[name], self.block
+        raw = self.raws[k]
+        if not _WHOLE_KIND[k]:
+            as_double = raw.type == pa.float64()  # already the typed column
+            return raw if as_double else _with_mask(block.values[k], block.known[k], pa.float64())
+        if block.whole_type[k]:
+            return raw if raw.type == pa.int64() else pc.cast(raw, pa.int64())
+        whole, fits = self._whole
+        return _with_mask(whole[k], fits[k], pa.int64())
+
+
+class _Columns(Mapping):
+    """The typed features by name, in the schema's order; the numeric ones built on first read."""
+
+    def __init__(self, others: dict[str, pa.Array], numbers: _TypedNumbers):
+        self._columns, self._numbers = dict(others), numbers
+
+    def __getitem__(self, name: str) -> pa.Array:
+        if name not in self._columns:
+            if name not in self._numbers.position:
+                raise KeyError(name)
+            self._columns[name] = self._numbers.column(name)
+        return self._columns[name]
+
+    def __iter__(self):
+        return iter(FEATURE_NAMES)
+
+    def __len__(self) -> int:
+        return len(FEATURE_NAMES)
 
 
 def _read_numbers(raw: pa.Array, block: _Numbers, k: int) -> None:
