@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds at the same rate before measuring")
     parser.add_argument("--reason-codes", type=int, default=3)
     parser.add_argument("--reason-rows", choices=("high_risk", "all"), default="high_risk")
-    parser.add_argument("--workers", type=int, help="the service's worker processes (default: its own)")
+    parser.add_argument("--workers", type=int, help="the service's worker processes (default: the service's)")
     args = parser.parse_args(argv)
     if not 0 < args.rate <= 2000 or not 0 < args.seconds <= MAX_SECONDS:
         parser.error(f"--rate must be in (0, 2000] and --seconds in (0, {MAX_SECONDS:g}]")

@@ -164,3 +164,28 @@ def test_monotone_settings_are_read_in_schema_order_and_zero_means_none(tmp_path
     )
     assert cfg.xgboost.booster_params(1)["monotone_constraints"] == dict(cfg.xgboost.monotone_constraints)
     assert "monotone_constraints" not in load_train_config().xgboost.booster_params(1)
+
+
+def test_the_shipped_model_is_the_kept_recipe_fitted_again_on_every_labelled_row(frame):
+    as_they_are = SelectionConfig(undersampling_ratios=(), class_weight_ratios=(), round_step=10, patience=2)
+    cfg = TrainConfig(xgboost=QUICK, selection=as_they_are, search=NO_SEARCH, baseline=BASELINE)
+    everything = fit(frame, cfg)
+    measured = fit(frame, replace(cfg, final_fit="training_rows"))
+    # The same choice, threshold and hold-out figures: the hold-out measured the recipe, before the refit.
+    for key in ("strategy", "params", "rounds", "kept", "calibration_method"):
+        assert everything.selection[key] == measured.selection[key]
+    assert everything.threshold == measured.threshold and everything.metrics == measured.metrics
+    labels = frame[DEFAULT].to_numpy()
+    assert everything.selection["final_fit"] == {
+        "rows": "all_rows",
+        "labelled_rows": len(frame),
+        "defaults": int(labels.sum()),
+        "rows_after_resampling": len(frame),
+        "trees": everything.selection["rounds"],
+    }
+    assert measured.selection["final_fit"]["labelled_rows"] == measured.row_counts["train_rows"] < len(frame)
+    # The shipped booster is the recipe on every row, tree for tree.
+    params = replace(QUICK, **everything.selection["params"])
+    by_hand = train_booster(feature_matrix(frame), labels, params, cfg.seed, everything.selection["rounds"])
+    assert everything.booster.save_raw("json") == by_hand.save_raw("json")
+    assert measured.booster.save_raw("json") != by_hand.save_raw("json")

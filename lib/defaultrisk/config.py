@@ -57,6 +57,8 @@ DATE_PLACEHOLDER = "{snapshot_date}"
 DRIVER_SAMPLING = "driver"
 SPARK_SAMPLING = "spark"
 SAMPLING_MODES = (DRIVER_SAMPLING, SPARK_SAMPLING)
+ALL_ROWS, TRAINING_ROWS = "all_rows", "training_rows"
+FINAL_FITS = (ALL_ROWS, TRAINING_ROWS)
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,10 @@ class TrainConfig:
     truth_path: str | None = None
     seed: int = whole(7, 0)
     holdout_fraction: float = fraction(0.2, include_one=False)
+    # What the shipped model is fitted on once the hold-out has checked the choice: "all_rows" (the
+    # training and hold-out rows: the same recipe, a fifth more data) or "training_rows" (the very
+    # booster the hold-out measured).
+    final_fit: str = choice(ALL_ROWS, FINAL_FITS)
     # How the labelled rows reach the driver: "driver" collects them all; "spark" first keeps every
     # defaulter and a seeded fraction of the non-defaulters inside Spark: `spark_negative_rate`, or the
     # rate that brings the expected row count to `max_driver_rows` (one of the two).

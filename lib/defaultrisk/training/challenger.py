@@ -63,9 +63,16 @@ def side_by_side(model: dict, baseline: dict) -> dict:
 
 
 def challenge(
-    rows: CVRows, kept: CVResult, baseline: CVResult | None, booster: xgb.Booster, holdout: Holdout
+    rows: CVRows,
+    kept: CVResult,
+    baseline: CVResult | None,
+    booster: xgb.Booster,
+    holdout: Holdout,
+    shipped: xgb.Booster | None = None,
 ):
-    """The baseline's and the constraints' figures for the kept model (`booster`)."""
+    """The baseline's and the constraints' figures for the kept model (`booster`, fitted on the
+    training rows); the constraints' sweep check is made on the model file shipped (`shipped`, when it
+    was fitted again on all rows)."""
     baseline_pd = record = monotone = None
     if baseline is not None:
         same = kept is baseline
@@ -75,7 +82,7 @@ def challenge(
         unconstrained = _refit(rows, kept, without_constraints(kept.params))
         monotone = {
             "constraints": {name: direction for name, direction in constraints},
-            "check": sweep_check(booster, rows.matrix, holdout.matrix, constraints, rows.seed),
+            "check": sweep_check(shipped or booster, rows.matrix, holdout.matrix, constraints, rows.seed),
             "cost": constraint_cost(
                 booster, unconstrained, holdout.matrix, holdout.labels, rows.negative_rate
             ),

@@ -18,8 +18,8 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.model_selection import train_test_split
 
-from defaultrisk.calibration import apply_calibration, fit_calibration
-from defaultrisk.config import TrainConfig
+from defaultrisk.calibration import PRIOR_CORRECTION, apply_calibration, fit_calibration
+from defaultrisk.config import ALL_ROWS, TRAINING_ROWS, TrainConfig
 from defaultrisk.errors import InputError
 from defaultrisk.features import feature_matrix
 from defaultrisk.schema import DEFAULT, FEATURES, UUID
@@ -139,6 +139,37 @@ def _final_fit(rows: CVRows, best: CVResult, methods) -> _Fitted:
     return _Fitted(booster, fitted, calibrations, len(sample.rows))
 
 
+def _fit_on_all_rows(
+    matrix: np.ndarray, labels: np.ndarray, best: CVResult, fitted: _Fitted, negative_rate: float, seed: int
+) -> _Fitted:
+    """The kept recipe (strategy, parameters, trees) fitted again on every labelled row, once the
+    hold-out has checked it; its calibration maps are the same out-of-fold fits, with prior correction
+    taking this fit's own sampling rate."""
+    sample = resample(labels, best.strategy, seed)
+    booster = train_booster(
+        matrix[sample.rows], labels[sample.rows], best.params, seed, best.rounds, sample.scale_pos_weight
+    )
+    maps = {
+        method: (
+            fit_calibration(method, None, None, sample.negative_sampling_rate, negative_rate)
+            if method == PRIOR_CORRECTION
+            else calibration
+        )
+        for method, calibration in fitted.maps.items()
+    }
+    return _Fitted(booster, maps, fitted.comparison, len(sample.rows))
+
+
+def _final_fit_record(labels: np.ndarray, shipped: _Fitted, rounds: int) -> dict:
+    return {
+        "rows": ALL_ROWS,
+        "labelled_rows": len(labels),
+        "defaults": int(labels.sum()),
+        "rows_after_resampling": shipped.resampled_rows,
+        "trees": rounds,
+    }
+
+
 def _on_holdout(
     fitted: _Fitted, matrix: np.ndarray, labels: np.ndarray, cfg: TrainConfig, negative_rate: float
 ):
@@ -190,7 +221,14 @@ def fit(
         calibration_method=method,
         calibration_comparison=fitted.comparison,
     )
-    challenges = challenge(rows, best, baseline, fitted.booster, Holdout(matrix[holdout_idx], holdout_labels))
+    shipped = fitted
+    if cfg.final_fit == ALL_ROWS:
+        shipped = _fit_on_all_rows(matrix, labels, best, fitted, negative_rate, cfg.seed)
+        selection["final_fit"] = _final_fit_record(labels, shipped, best.rounds)
+    else:
+        selection["final_fit"] = {"rows": TRAINING_ROWS, "labelled_rows": len(train_idx)}
+    holdout = Holdout(matrix[holdout_idx], holdout_labels)
+    challenges = challenge(rows, best, baseline, fitted.booster, holdout, shipped=shipped.booster)
     if challenges.baseline is not None:
         challenges.baseline["vs_model"] = side_by_side(metrics, challenges.baseline["holdout"])
     holdout_true_pd, oracle = _oracle(
@@ -200,8 +238,8 @@ def fit(
     timings = _timings(started, chosen_at, fitted_at)
     _log_choice(best, method, metrics, timings)
     return TrainingResult(
-        booster=fitted.booster,
-        calibration=fitted.maps[method],
+        booster=shipped.booster,
+        calibration=shipped.maps[method],
         threshold=threshold,
         metrics=metrics,
         row_counts=row_counts,
@@ -211,7 +249,7 @@ def fit(
         reliability=reliability_table(
             holdout_labels, holdout_pd, holdout_true_pd, negative_rate=negative_rate
         ),
-        feature_importance=feature_importance(fitted.booster),
+        feature_importance=feature_importance(shipped.booster),
         timings=timings,
         holdout_true_pd=holdout_true_pd,
         oracle=oracle,
