@@ -18,8 +18,8 @@ from defaultrisk.training.search import halving_search
 from defaultrisk.training.selection import (
     CVResult,
     CVRows,
-    best_index,
     best_result,
+    clearly_better,
     compare_strategies,
     cross_validate,
 )
@@ -63,20 +63,19 @@ def choose_model(rows: CVRows, cfg: TrainConfig) -> tuple[CVResult, dict, CVResu
     if cfg.search.enabled:
         outcome = halving_search(rows, best.strategy, cfg.xgboost, selection, cfg.search, known=best)
         report["search"] = {"strategy": best.strategy.name, **outcome.summary()}
-        contenders = [best, *outcome.results]
-        best = contenders[best_index([r.score for r in contenders], selection.metric)]
+        best = best_result([best, *outcome.results], selection.metric)
     baseline = baseline_result(rows, compared, cfg)
     kept = KEPT_CHOSEN
     if baseline is not None:
         report["baseline"] = _record(baseline)
-        # On a tie the chosen model stays: best_index takes the first best.
-        if best_index([best.score, baseline.score], selection.metric) == 1:
+        # The baseline is the simpler model: the chosen one stays only if it beats it clearly.
+        if best is not baseline and not clearly_better(best, baseline, selection.metric):
             log.warning(
-                "the untuned baseline beats the chosen model by cross-validated %s (%.5f against %.5f): "
-                "keeping the baseline",
+                "the chosen model does not beat the untuned baseline by more than the folds' noise "
+                "(cross-validated %s %.5f against %.5f): keeping the baseline",
                 selection.metric,
-                baseline.score,
                 best.score,
+                baseline.score,
             )
             report["chosen_before_baseline"] = _record(best)
             best, kept = baseline, KEPT_BASELINE

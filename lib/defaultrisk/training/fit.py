@@ -217,6 +217,7 @@ def fit(
         strategy=best.strategy.name,
         rounds=best.rounds,
         cv_score=best.score,
+        fold_scores=list(best.fold_scores),
         params=asdict(best.params),
         calibration_method=method,
         calibration_comparison=fitted.comparison,

@@ -65,6 +65,7 @@ class CVResult:
     seconds: float
     # True when patience stopped the growth before n_estimators: more trees would not change the result.
     stopped_early: bool = False
+    fold_scores: tuple[float, ...] = ()  # each fold's score at `rounds` (the same folds for every result)
 
     def summary(self) -> dict:
         """The row of the comparison table (plain data, for the manifest and the report)."""
@@ -76,6 +77,7 @@ class CVResult:
             "metric": self.metric,
             "score": self.score,
             "score_std": self.score_std,
+            "fold_scores": list(self.fold_scores),
             **{name: self.fold_metrics[name] for name in (*PROBABILITY_METRICS, "mean_pd")},
             "seconds": round(self.seconds, 2),
         }
@@ -252,6 +254,7 @@ class CVRun:
             oof_sampling_rate=self.sampling_rate,
             seconds=self.seconds,
             stopped_early=self.stopped,
+            fold_scores=tuple(float(v) for v in best),
         )
 
     def close(self) -> None:
@@ -291,7 +294,20 @@ def compare_strategies(
 
 
 def best_result(results: Sequence[CVResult], metric: str) -> CVResult:
-    return results[best_index([r.score for r in results], metric)]
+    """The first result (the simplest: no resampling, the starting point) unless the best by mean beats
+    it clearly (`clearly_better`): a gain within the folds' noise does not earn a less simple model."""
+    best = results[best_index([r.score for r in results], metric)]
+    return best if clearly_better(best, results[0], metric) else results[0]
+
+
+def clearly_better(challenger: CVResult, incumbent: CVResult, metric: str) -> bool:
+    """True when `challenger` beats `incumbent` by more than one standard error of their paired
+    fold-by-fold differences (the one-standard-error rule, on the same folds)."""
+    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
+    gains = sign * (np.asarray(incumbent.fold_scores) - np.asarray(challenger.fold_scores))
+    if len(gains) < 2:
+        return challenger.score * sign < incumbent.score * sign
+    return float(gains.mean()) > float(gains.std(ddof=1)) / np.sqrt(len(gains))
 
 
 def compare_calibrations(result: CVResult, rows: CVRows, methods: Sequence[str]) -> list[dict]:
