@@ -136,7 +136,11 @@ def test_a_chosen_model_worse_than_the_baseline_gives_way_to_it(frame):
     assert selection["params"]["learning_rate"] == BASELINE.learning_rate
     assert selection["cv_score"] == selection["baseline"]["score"]
     assert selection["chosen_before_baseline"]["score"] > selection["baseline"]["score"]
-    assert result.booster.num_boosted_rounds() == selection["baseline"]["rounds"]
+    assert (
+        result.booster.num_boosted_rounds()
+        == selection["final_fit"]["trees"]
+        > selection["baseline"]["rounds"]
+    )
     # The kept model is the baseline itself: the challenger's pd is the model's raw probability.
     raw = result.booster.inplace_predict(feature_matrix(frame)[:5])
     assert raw.shape == (5,)
@@ -217,11 +221,13 @@ def test_the_shipped_model_is_the_kept_recipe_fitted_again_on_every_labelled_row
         "labelled_rows": len(frame),
         "defaults": int(labels.sum()),
         "rows_after_resampling": len(frame),
-        "trees": everything.selection["rounds"],
+        "trees": everything.booster.num_boosted_rounds(),
     }
+    assert everything.booster.num_boosted_rounds() > measured.booster.num_boosted_rounds()  # more rows
     assert measured.selection["final_fit"]["labelled_rows"] == measured.row_counts["train_rows"] < len(frame)
     # The shipped booster is the recipe on every row, tree for tree.
     params = replace(QUICK, **everything.selection["params"])
-    by_hand = train_booster(feature_matrix(frame), labels, params, cfg.seed, everything.selection["rounds"])
+    trees = everything.selection["final_fit"]["trees"]
+    by_hand = train_booster(feature_matrix(frame), labels, params, cfg.seed, trees)
     assert everything.booster.save_raw("json") == by_hand.save_raw("json")
     assert measured.booster.save_raw("json") != by_hand.save_raw("json")

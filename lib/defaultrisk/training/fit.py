@@ -40,6 +40,7 @@ from defaultrisk.training.selection import (
     best_index,
     compare_calibrations,
     train_booster,
+    trees_for,
 )
 from defaultrisk.training.threshold import choose_threshold
 
@@ -127,7 +128,7 @@ def _final_fit(rows: CVRows, best: CVResult, methods) -> _Fitted:
         rows.labels[sample.rows],
         best.params,
         rows.seed,
-        best.rounds,
+        trees_for(best, rows, len(rows.labels)),
         sample.scale_pos_weight,
     )
     fitted = {
@@ -139,19 +140,18 @@ def _final_fit(rows: CVRows, best: CVResult, methods) -> _Fitted:
     return _Fitted(booster, fitted, calibrations, len(sample.rows))
 
 
-def _fit_on_all_rows(
-    matrix: np.ndarray, labels: np.ndarray, best: CVResult, fitted: _Fitted, negative_rate: float, seed: int
-) -> _Fitted:
+def _fit_on_all_rows(matrix: np.ndarray, labels: np.ndarray, best: CVResult, fitted: _Fitted, rows: CVRows):
     """The kept recipe (strategy, parameters, trees) fitted again on every labelled row, once the
     hold-out has checked it; its calibration maps are the same out-of-fold fits, with prior correction
     taking this fit's own sampling rate."""
-    sample = resample(labels, best.strategy, seed)
+    sample = resample(labels, best.strategy, rows.seed)
+    trees = trees_for(best, rows, len(labels))
     booster = train_booster(
-        matrix[sample.rows], labels[sample.rows], best.params, seed, best.rounds, sample.scale_pos_weight
+        matrix[sample.rows], labels[sample.rows], best.params, rows.seed, trees, sample.scale_pos_weight
     )
     maps = {
         method: (
-            fit_calibration(method, None, None, sample.negative_sampling_rate, negative_rate)
+            fit_calibration(method, None, None, sample.negative_sampling_rate, rows.negative_rate)
             if method == PRIOR_CORRECTION
             else calibration
         )
@@ -160,13 +160,13 @@ def _fit_on_all_rows(
     return _Fitted(booster, maps, fitted.comparison, len(sample.rows))
 
 
-def _final_fit_record(labels: np.ndarray, shipped: _Fitted, rounds: int) -> dict:
+def _final_fit_record(labels: np.ndarray, shipped: _Fitted) -> dict:
     return {
         "rows": ALL_ROWS,
         "labelled_rows": len(labels),
         "defaults": int(labels.sum()),
         "rows_after_resampling": shipped.resampled_rows,
-        "trees": rounds,
+        "trees": shipped.booster.num_boosted_rounds(),
     }
 
 
@@ -224,10 +224,11 @@ def fit(
     )
     shipped = fitted
     if cfg.final_fit == ALL_ROWS:
-        shipped = _fit_on_all_rows(matrix, labels, best, fitted, negative_rate, cfg.seed)
-        selection["final_fit"] = _final_fit_record(labels, shipped, best.rounds)
+        shipped = _fit_on_all_rows(matrix, labels, best, fitted, rows)
+        selection["final_fit"] = _final_fit_record(labels, shipped)
     else:
-        selection["final_fit"] = {"rows": TRAINING_ROWS, "labelled_rows": len(train_idx)}
+        trees = fitted.booster.num_boosted_rounds()
+        selection["final_fit"] = {"rows": TRAINING_ROWS, "labelled_rows": len(train_idx), "trees": trees}
     holdout = Holdout(matrix[holdout_idx], holdout_labels)
     challenges = challenge(rows, best, baseline, fitted.booster, holdout, shipped=shipped.booster)
     if challenges.baseline is not None:

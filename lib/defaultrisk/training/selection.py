@@ -261,6 +261,14 @@ class CVRun:
         _shutdown(self.threads)
 
 
+def trees_for(result: CVResult, rows: CVRows, fit_rows: int) -> int:
+    """`result`'s number of trees for a fit on `fit_rows` rows: the cross-validated number grown in
+    proportion to the rows, as the folds fitted on fewer (more rows support more trees before they
+    overfit), at most n_estimators."""
+    fold_rows = float(np.mean([len(fit) for fit, _ in rows.folds]))
+    return int(min(result.params.n_estimators, max(1, round(result.rounds * fit_rows / fold_rows))))
+
+
 def train_booster(
     matrix: np.ndarray, labels: np.ndarray, params: XGBoostParams, seed: int, rounds: int, weight: float = 1.0
 ) -> xgb.Booster:
