@@ -168,7 +168,11 @@ def ensure_model(work_dir: Path, seed: int, kind: str = "deep") -> Path:
     if kind == "deep":
         model_dir = work_dir / f"model-{MODEL_TREES}trees-depth{MODEL_DEPTH}-seed{seed}"
     else:
-        model_dir = work_dir / f"model-default-training-{DEFAULT_MODEL_HISTORY_ROWS}-seed{seed}"
+        # Named by the product's version: another version's training may make another model.
+        from defaultrisk import __version__
+
+        name = f"model-default-training-{DEFAULT_MODEL_HISTORY_ROWS}-seed{seed}-{__version__}"
+        model_dir = work_dir / name.replace("+", "_")
     if (model_dir / MANIFEST_FILE).is_file():
         print(f"model: reusing {model_dir}")
         return model_dir
