@@ -136,7 +136,8 @@ def _summary(manifest: dict, result: TrainingResult, sampling: dict, model_dir: 
         ),
         "strategy": result.selection["strategy"],
         "params": {k: v for k, v in result.selection["params"].items() if k not in _NOT_SEARCHED},
-        "trees": result.selection["rounds"],
+        "trees": result.booster.num_boosted_rounds(),  # the model file's; cross-validation's below
+        "trees_in_cv": result.selection["rounds"],
         "calibration": result.calibration["method"],
         "oracle": ({k: oracle["metrics"][k] for k in SUMMARY_METRICS} if oracle else None),
     }
