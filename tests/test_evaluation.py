@@ -29,7 +29,7 @@ from defaultrisk.config import (
 from defaultrisk.errors import ConfigError, InputError, ModelError
 from defaultrisk.features import feature_matrix
 from defaultrisk.schema import DEFAULT, UUID
-from defaultrisk.training.fit import fit, train_booster
+from defaultrisk.training.fit import fit
 from defaultrisk.training.metrics import oracle_comparison, probability_metrics, reliability_table
 from defaultrisk.training.resampling import (
     CLASS_WEIGHT,
@@ -49,6 +49,7 @@ from defaultrisk.training.selection import (
     compare_strategies,
     cross_validate,
     stratified_folds,
+    train_booster,
 )
 from defaultrisk.training.threshold import choose_threshold, decision_curve
 from defaultrisk.training.truth import read_truth

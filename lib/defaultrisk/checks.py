@@ -350,6 +350,9 @@ def _check_numbers(table: pa.Table, n: int) -> tuple[_TypedNumbers, dict[str, pa
 
 
 _WHOLE_KIND = np.array([f.kind in (COUNT, CODE) for f in NUMBERS])
+# Each numeric feature's range as columns of the block's shape (no bound: infinite).
+_LOW = np.array([-np.inf if f.minimum is None else f.minimum for f in NUMBERS])[:, None]
+_HIGH = np.array([np.inf if f.maximum is None else f.maximum for f in NUMBERS])[:, None]
 
 
 class _TypedNumbers:
@@ -428,8 +431,7 @@ _NUMBER_PROBLEMS = (NOT_A_NUMBER, NOT_FINITE, TOO_LARGE, NOT_WHOLE)
 def _problem_codes(block: _Numbers, whole_kind: np.ndarray) -> np.ndarray:
     """Per feature and row, the first problem's code (-1 for none)."""
     values, known = block.values, block.known
-    low = np.array([-np.inf if f.minimum is None else f.minimum for f in block.features])[:, None]
-    high = np.array([np.inf if f.maximum is None else f.maximum for f in block.features])[:, None]
+    low, high = _LOW, _HIGH
     not_integer = ~block.whole_type[:, None]
     to_whole = whole_kind[:, None] & not_integer
     with np.errstate(invalid="ignore"):

@@ -11,8 +11,7 @@ import xgboost as xgb
 from defaultrisk.calibration import prior_correction
 from defaultrisk.training.metrics import GINI, KS, PROBABILITY_METRICS, probability_metrics
 from defaultrisk.training.monotone import constraint_cost, sweep_check, without_constraints
-from defaultrisk.training.resampling import resample
-from defaultrisk.training.selection import CVResult, CVRows, train_booster, trees_for
+from defaultrisk.training.selection import CVResult, CVRows, fit_recipe
 
 SIDE_BY_SIDE = (*PROBABILITY_METRICS, GINI, KS, "mean_pd")
 
@@ -33,10 +32,7 @@ class Holdout:
 def _refit(rows: CVRows, result: CVResult, params) -> xgb.Booster:
     """`result`'s strategy and trees (grown with the rows, as the kept model's) on all training rows,
     with `params`."""
-    sample = resample(rows.labels, result.strategy, rows.seed)
-    matrix, labels = rows.matrix[sample.rows], rows.labels[sample.rows]
-    trees = trees_for(result, rows, len(rows.labels))
-    return train_booster(matrix, labels, params, rows.seed, trees, sample.scale_pos_weight)
+    return fit_recipe(result, rows, rows.matrix, rows.labels, params)[0]
 
 
 def baseline_on_holdout(rows: CVRows, baseline: CVResult, booster: xgb.Booster | None, holdout: Holdout):

@@ -33,14 +33,12 @@ from defaultrisk.training.metrics import (
     probability_metrics,
     reliability_table,
 )
-from defaultrisk.training.resampling import resample
 from defaultrisk.training.selection import (
     CVResult,
     CVRows,
     best_index,
     compare_calibrations,
-    train_booster,
-    trees_for,
+    fit_recipe,
 )
 from defaultrisk.training.threshold import choose_threshold
 
@@ -122,15 +120,7 @@ class _Fitted:
 
 def _final_fit(rows: CVRows, best: CVResult, methods) -> _Fitted:
     calibrations = compare_calibrations(best, rows, methods)
-    sample = resample(rows.labels, best.strategy, rows.seed)
-    booster = train_booster(
-        rows.matrix[sample.rows],
-        rows.labels[sample.rows],
-        best.params,
-        rows.seed,
-        trees_for(best, rows, len(rows.labels)),
-        sample.scale_pos_weight,
-    )
+    booster, sample = fit_recipe(best, rows, rows.matrix, rows.labels)
     fitted = {
         row["method"]: fit_calibration(
             row["method"], best.oof_raw, rows.labels, sample.negative_sampling_rate, rows.negative_rate
@@ -144,11 +134,7 @@ def _fit_on_all_rows(matrix: np.ndarray, labels: np.ndarray, best: CVResult, fit
     """The kept recipe (strategy, parameters, trees) fitted again on every labelled row, once the
     hold-out has checked it; its calibration maps are the same out-of-fold fits, with prior correction
     taking this fit's own sampling rate."""
-    sample = resample(labels, best.strategy, rows.seed)
-    trees = trees_for(best, rows, len(labels))
-    booster = train_booster(
-        matrix[sample.rows], labels[sample.rows], best.params, rows.seed, trees, sample.scale_pos_weight
-    )
+    booster, sample = fit_recipe(best, rows, matrix, labels)
     maps = {
         method: (
             fit_calibration(method, None, None, sample.negative_sampling_rate, rows.negative_rate)

@@ -29,7 +29,7 @@ from defaultrisk.training.metrics import (
     metric_value,
     probability_metrics,
 )
-from defaultrisk.training.resampling import Strategy, resample
+from defaultrisk.training.resampling import Resampled, Strategy, resample
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,27 @@ def trees_for(result: CVResult, rows: CVRows, fit_rows: int) -> int:
     overfit), at most n_estimators."""
     fold_rows = float(np.mean([len(fit) for fit, _ in rows.folds]))
     return int(min(result.params.n_estimators, max(1, round(result.rounds * fit_rows / fold_rows))))
+
+
+def fit_recipe(
+    result: CVResult,
+    rows: CVRows,
+    matrix: np.ndarray,
+    labels: np.ndarray,
+    params: XGBoostParams | None = None,
+) -> tuple[xgb.Booster, Resampled]:
+    """`result`'s strategy, parameters (or `params`) and trees, grown with the rows, fitted on
+    `matrix` and `labels`; the booster and the resampling it was fitted on."""
+    sample = resample(labels, result.strategy, rows.seed)
+    booster = train_booster(
+        matrix[sample.rows],
+        labels[sample.rows],
+        params or result.params,
+        rows.seed,
+        trees_for(result, rows, len(labels)),
+        sample.scale_pos_weight,
+    )
+    return booster, sample
 
 
 def train_booster(
