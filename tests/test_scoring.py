@@ -8,26 +8,39 @@ from defaultrisk import read
 from defaultrisk.errors import ModelError
 from defaultrisk.features import feature_matrix, model_input, xgb_feature_types
 from defaultrisk.model import load_checked
-from defaultrisk.schema import FEATURE_NAMES, IS_HIGH_RISK, PD, REASON_CODES, REQUIRED_COLUMNS, UUID
+from defaultrisk.schema import FEATURE_NAMES, IS_HIGH_RISK, PD, REASON, REASON_CODES, REQUIRED_COLUMNS, UUID
 from defaultrisk.scoring.core import score_frame
-from defaultrisk.scoring.udf import SCORE_SCHEMA, check_executor_libraries, score_partitions, worker_model
-from defaultrisk.validate import select_known_columns, valid_rows, validate
+from defaultrisk.scoring.udf import check_and_score, check_executor_libraries, worker_model
+from defaultrisk.validate import duplicate_keys, select_known_columns, valid_rows, validate
 
 from rows import row, write_csv
 
+SCORE_SCHEMA = f"{UUID} string, {PD} double, {IS_HIGH_RISK} boolean, {REASON_CODES} array<string>"
+
 
 @pytest.fixture(scope="module")
-def valid_snapshot(spark, snapshot):
-    raw = select_known_columns(read.read_raw(spark, str(snapshot[0])), REQUIRED_COLUMNS)
-    return valid_rows(validate(raw)).cache()
+def known_snapshot(spark, snapshot):
+    """The snapshot's known columns as read, what the scoring pass takes."""
+    return select_known_columns(read.read_raw(spark, str(snapshot[0])), REQUIRED_COLUMNS).cache()
+
+
+@pytest.fixture(scope="module")
+def valid_snapshot(known_snapshot):
+    return valid_rows(validate(known_snapshot)).cache()
 
 
 def _payload(trained):
     return load_checked(trained[0]).payload
 
 
-def _udf_scores(df, trained):
-    return score_partitions(df, _payload(trained))
+def score_partitions(known, payload, reason_codes=0, reason_rows="all"):
+    """The scoring pass's scored rows (uuid, pd, is_high_risk, reason_codes), as the job writes them."""
+    outcome = check_and_score(known, payload, dict(duplicate_keys(known)), reason_codes, reason_rows)
+    return outcome.filter(outcome[REASON].isNull()).select(UUID, PD, IS_HIGH_RISK, REASON_CODES)
+
+
+def _udf_scores(known, trained):
+    return score_partitions(known, _payload(trained))
 
 
 def _core_scores(spark, df, model):
@@ -35,8 +48,8 @@ def _core_scores(spark, df, model):
     return spark.createDataFrame(expected, SCORE_SCHEMA)
 
 
-def test_udf_pd_equals_score_frame_exactly(spark, valid_snapshot, trained, model):
-    got = _udf_scores(valid_snapshot, trained)
+def test_udf_pd_equals_score_frame_exactly(spark, known_snapshot, valid_snapshot, trained, model):
+    got = _udf_scores(known_snapshot, trained)
     assert_df_equality(got, _core_scores(spark, valid_snapshot, model), ignore_row_order=True)
     assert got.count() == valid_snapshot.count()
 
@@ -51,29 +64,31 @@ def test_nulls_and_unseen_categories_score_without_error(spark, tmp_path, traine
         read.read_raw(spark, str(write_csv(tmp_path / "t.csv", rows))), REQUIRED_COLUMNS
     )
     valid = valid_rows(validate(raw))
-    got = _udf_scores(valid, trained)
+    got = _udf_scores(raw, trained)
     assert_df_equality(got, _core_scores(spark, valid, model), ignore_row_order=True)
     pds = [r[PD] for r in got.collect()]
     assert len(pds) == 3
     assert all(0.0 < p < 1.0 for p in pds)
 
 
-def test_scores_do_not_depend_on_partitions_or_empty_partitions(spark, valid_snapshot, trained):
-    few = valid_snapshot.limit(5)
+def test_scores_do_not_depend_on_partitions_or_empty_partitions(
+    spark, known_snapshot, valid_snapshot, trained
+):
+    few = known_snapshot.join(valid_snapshot.select(UUID).limit(5), on=UUID, how="left_semi")
     one = _udf_scores(few.coalesce(1), trained)
     spread = _udf_scores(few.repartition(12), trained)  # most of the 12 partitions are empty
     assert_df_equality(one, spread, ignore_row_order=True)
     assert spread.count() == 5
 
 
-def test_scores_do_not_depend_on_the_arrow_batch_size(spark, valid_snapshot, trained):
+def test_scores_do_not_depend_on_the_arrow_batch_size(spark, known_snapshot, trained):
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     previous = spark.conf.get(key)
     try:
         spark.conf.set(key, "7")
-        small = _udf_scores(valid_snapshot, trained).toPandas()
+        small = _udf_scores(known_snapshot, trained).toPandas()
         spark.conf.set(key, "5000")
-        large = _udf_scores(valid_snapshot, trained).toPandas()
+        large = _udf_scores(known_snapshot, trained).toPandas()
     finally:
         spark.conf.set(key, previous)
     pd.testing.assert_frame_equal(
@@ -81,8 +96,8 @@ def test_scores_do_not_depend_on_the_arrow_batch_size(spark, valid_snapshot, tra
     )
 
 
-def test_empty_input_gives_empty_scores(spark, valid_snapshot, trained):
-    assert _udf_scores(valid_snapshot.limit(0), trained).count() == 0
+def test_empty_input_gives_empty_scores(spark, known_snapshot, trained):
+    assert _udf_scores(known_snapshot.limit(0), trained).count() == 0
 
 
 def test_score_frame_flags_exactly_the_pds_at_or_above_the_threshold(valid_snapshot, model):
@@ -134,18 +149,18 @@ def test_reason_codes_are_the_largest_positive_contributions(valid_snapshot, mod
 
 
 def test_reason_codes_in_the_udf_equal_score_frame_and_ignore_batch_size(
-    spark, valid_snapshot, trained, model
+    spark, known_snapshot, valid_snapshot, trained, model
 ):
     payload = _payload(trained)
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     previous = spark.conf.get(key)
     try:
         spark.conf.set(key, "13")
-        small = score_partitions(valid_snapshot, payload, reason_codes=3)
+        small = score_partitions(known_snapshot, payload, reason_codes=3)
         small_rows = small.collect()
     finally:
         spark.conf.set(key, previous)
-    large = score_partitions(valid_snapshot, payload, reason_codes=3)
+    large = score_partitions(known_snapshot, payload, reason_codes=3)
     assert_df_equality(spark.createDataFrame(small_rows, small.schema), large, ignore_row_order=True)
     core = score_frame(model_input(valid_snapshot).toPandas(), model, reason_codes=3)
     assert_df_equality(large, spark.createDataFrame(core, SCORE_SCHEMA), ignore_row_order=True)
@@ -157,7 +172,7 @@ def test_reason_codes_off_leaves_the_column_null(valid_snapshot, model):
 
 
 def test_high_risk_reason_rows_name_reasons_for_the_rows_at_the_threshold_only(
-    spark, valid_snapshot, trained, model
+    spark, known_snapshot, valid_snapshot, trained, model
 ):
     """`reason_rows = "high_risk"` (the shipped default): the high-risk rows' reasons are the ones
     "all" gives them, whatever their batch; every other row's reason_codes is null."""
@@ -174,7 +189,7 @@ def test_high_risk_reason_rows_name_reasons_for_the_rows_at_the_threshold_only(
     previous = spark.conf.get(key)
     try:
         spark.conf.set(key, "7")
-        udf_rows = score_partitions(valid_snapshot, _payload(trained), 3, "high_risk").collect()
+        udf_rows = score_partitions(known_snapshot, _payload(trained), 3, "high_risk").collect()
     finally:
         spark.conf.set(key, previous)
     expected = spark.createDataFrame(high_only, SCORE_SCHEMA)

@@ -27,6 +27,7 @@ from defaultrisk.schema import (
     FEATURE_NAMES,
     FEATURES,
     FLAG,
+    INPUT_COLUMNS,
     RAW_LINE,
     UUID,
     UUID_PATTERN,
@@ -67,6 +68,12 @@ _SPARK_SPECIAL |= {"-inf": -np.inf, "-infinity": -np.inf, "nan": np.nan}
 _UUID_RE = re.compile(UUID_PATTERN.removesuffix("$") + r"(?:\r\n|[\n\r\x85\u2028\u2029])?\Z")
 _TRUE = ("t", "true", "y", "yes", "1")
 _FALSE = ("f", "false", "n", "no", "0")
+# The bookkeeping columns of a checked table: a row's values as read (a struct of `RAW_COLUMNS`,
+# kept for the rejects output), and the mark of a labelled row that a run scoring only unlabelled
+# rows neither scores nor rejects.
+RAW = "_raw"
+RAW_COLUMNS = (*INPUT_COLUMNS, RAW_LINE)
+SKIPPED = "_skipped"
 # The features checked as numbers (every kind but categories and flags), in the schema's order.
 NUMBERS = tuple(f for f in FEATURES if f.kind not in (CATEGORY, FLAG))
 
@@ -135,6 +142,13 @@ def check_table(
     return Checked(uuid=uuid, features=features, default=default, reason=_joined(problems, n), numbers=block)
 
 
+def check_batch(batch: pa.RecordBatch, labelled: bool, duplicates: Mapping[str, int]) -> Checked:
+    """`check_table` on one batch of a snapshot, each row's copies counted in the whole snapshot
+    (`duplicates`: the keys held more than once, with their number of rows)."""
+    table = pa.Table.from_batches([batch])
+    return check_table(table, labelled=labelled, copies=snapshot_copies(table.column(UUID), duplicates))
+
+
 def _column(table: pa.Table, name: str) -> pa.Array:
     return _chunk(table.column(name))
 
@@ -194,6 +208,31 @@ def copies_in_batch(uuid: pa.Array) -> np.ndarray:
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     counts = np.bincount(codes[codes >= 0], minlength=len(encoded.dictionary))
     return np.where(codes >= 0, counts[np.maximum(codes, 0)], 0)
+
+
+def raw_struct(batch: pa.RecordBatch, mask: np.ndarray | None = None) -> pa.StructArray:
+    """The batch's `RAW_COLUMNS` as they came, one struct a row (null where `mask` is True)."""
+    return pa.StructArray.from_arrays(
+        [batch.column(c) for c in RAW_COLUMNS],
+        names=list(RAW_COLUMNS),
+        mask=None if mask is None else pa.array(mask, pa.bool_()),
+    )
+
+
+def snapshot_copies(uuid: pa.Array | pa.ChunkedArray, duplicates: Mapping[str, int]) -> np.ndarray:
+    """Per row, how many rows of the whole snapshot share its uuid key, from the keys held more than
+    once (`duplicates`, key to rows): 1 for any other given uuid, 0 for a missing one."""
+    if isinstance(uuid, pa.ChunkedArray):
+        uuid = _chunk(uuid)
+    given = present(uuid)
+    copies = _given(given).astype(np.int64)
+    if duplicates:
+        keys = duplicate_keys(given)
+        counts = pa.array(list(duplicates.values()), pa.int64())
+        found = pc.index_in(keys, value_set=pa.array(list(duplicates), _STRING))
+        held = pc.take(counts, found).fill_null(0).to_numpy(zero_copy_only=False)
+        copies = np.where(held > 0, held, copies)
+    return copies
 
 
 def _uuid_problems(uuid: pa.Array, copies: np.ndarray | None, required: bool) -> list[pa.Array | None]:

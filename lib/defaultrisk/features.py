@@ -1,9 +1,8 @@
 """The feature matrix: typed rows to XGBoost's input, for training and for scoring.
 
 Two encoders side by side, giving the same float32 values: `feature_matrix` (pandas, training and
-`score_frame`) and `matrix_input` (Spark SQL, run in the JVM before rows go to the scoring workers),
-whose Arrow batches `arrow_matrix` reads by column name. `dmatrix` is the one place an XGBoost
-DMatrix is built.
+`score_frame`) and `checked_matrix` (a batch's checked Arrow values, in the scoring job's workers and
+the service). `dmatrix` is the one place an XGBoost DMatrix is built.
 """
 
 from __future__ import annotations
@@ -13,12 +12,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import xgboost as xgb
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from defaultrisk import sql
-from defaultrisk.schema import CATEGORY, FEATURE_NAMES, FEATURES, FLAG, UUID, Feature
+from defaultrisk.checks import NUMBERS, Checked
+from defaultrisk.schema import CATEGORY, FEATURE_NAMES, FEATURES, UUID, Feature
 
 # XGBoost feature types: categorical features are vocabulary codes, the rest are numbers.
 XGB_CATEGORICAL = "c"
@@ -38,29 +38,6 @@ def model_input(df: DataFrame, features: Sequence[Feature] = FEATURES, keep: Seq
         *[F.col(f.name) if f.kind == CATEGORY else F.col(f.name).cast("double") for f in features],
         *[F.col(c) for c in keep],
     )
-
-
-def _as_float(feature: Feature) -> str:
-    """SQL: the feature as XGBoost reads it, a float, NaN for missing (see `feature_matrix`)."""
-    column = sql.name(feature.name)
-    if feature.kind == CATEGORY:
-        codes = " ".join(f"WHEN {sql.text(value)} THEN {code}" for code, value in enumerate(feature.values))
-        value = f"CASE {column} {codes} END"
-    elif feature.kind == FLAG:
-        value = f"CAST({column} AS INT)"
-    else:
-        value = column
-    # Through double first: a whole number is rounded once to double and once to float, as in pandas.
-    return f"coalesce(CAST(CAST({value} AS DOUBLE) AS FLOAT), CAST('NaN' AS FLOAT)) AS {column}"
-
-
-def matrix_input(df: DataFrame, features: Sequence[Feature] = FEATURES) -> DataFrame:
-    """`uuid` and the features in the model's order as floats, exactly the values of `feature_matrix`.
-
-    This is the only shape sent to the scoring workers: the JVM does the conversion, so the workers
-    receive four bytes a value and stack columns into a matrix without touching a row.
-    """
-    return df.selectExpr(sql.name(UUID), *[_as_float(f) for f in features])
 
 
 def xgb_feature_types(features: Sequence[Feature] = FEATURES) -> list[str]:
@@ -85,12 +62,27 @@ def feature_matrix(pdf: pd.DataFrame, features: Sequence[Feature] = FEATURES) ->
     return matrix
 
 
-def arrow_matrix(batch: pa.RecordBatch, features: Sequence[Feature] = FEATURES) -> np.ndarray:
-    """The float32 matrix of a batch of `matrix_input` rows, each feature read by its name."""
-    matrix = np.empty((batch.num_rows, len(features)), dtype=np.float32)
-    for j, feature in enumerate(features):
-        matrix[:, j] = batch.column(feature.name).to_numpy(zero_copy_only=False)
+def checked_matrix(checked: Checked) -> np.ndarray:
+    """The float32 matrix of `feature_matrix`, straight from a batch's checked values.
+
+    The same values without a pandas frame: numbers through float64 to float32 (the checks' block),
+    a flag as 0 or 1, a category as its index in the schema's vocabulary, NaN for missing or unseen.
+    A test holds it equal to `feature_matrix` on every row of a generated snapshot.
+    """
+    matrix = np.empty((len(checked.uuid), len(FEATURES)), dtype=np.float32)
+    with np.errstate(over="ignore"):  # a rejected row's huge number; valid rows fit
+        matrix[:, _NUMBER_COLUMNS] = checked.numbers.T
+    for j, feature in _OTHER_COLUMNS:
+        column = checked.features[feature.name]
+        if feature.kind == CATEGORY:
+            column = pc.index_in(column, value_set=_VOCABULARIES[feature.name])
+        matrix[:, j] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     return matrix
+
+
+_VOCABULARIES = {f.name: pa.array(f.values, pa.string()) for f in FEATURES if f.kind == CATEGORY}
+_NUMBER_COLUMNS = np.array([FEATURES.index(f) for f in NUMBERS])
+_OTHER_COLUMNS = [(j, f) for j, f in enumerate(FEATURES) if f not in NUMBERS]  # categories and flags
 
 
 def dmatrix(matrix: np.ndarray, labels: np.ndarray | None = None) -> xgb.DMatrix:

@@ -3,15 +3,27 @@ share it, so a row's pd does not depend on where it was scored."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from defaultrisk.features import arrow_matrix, dmatrix, feature_matrix
+from defaultrisk.checks import RAW, SKIPPED, check_batch, raw_struct
+from defaultrisk.features import checked_matrix, dmatrix, feature_matrix
 from defaultrisk.model import ScoringModel
-from defaultrisk.schema import FEATURE_NAMES, FEATURES, IS_HIGH_RISK, PD, REASON_CODES, UUID
+from defaultrisk.schema import (
+    FEATURE_NAMES,
+    FEATURES,
+    IS_HIGH_RISK,
+    PD,
+    REASON,
+    REASON_CODES,
+    UUID,
+)
 
 _REASONS = pa.list_(pa.string())
+OUTCOME_COLUMNS = (UUID, PD, IS_HIGH_RISK, REASON_CODES, REASON, SKIPPED, RAW)
 
 
 def top_reasons(model: ScoringModel, matrix: np.ndarray, count: int) -> list[list[str]]:
@@ -68,15 +80,45 @@ def score_frame(pdf: pd.DataFrame, model: ScoringModel, reason_codes: int = 0, r
     )
 
 
-def score_batch(batch: pa.RecordBatch, model: ScoringModel, reason_codes: int = 0, reason_rows: str = "all"):
-    """Score one Arrow batch of `features.matrix_input` rows; `uuid` passes through untouched."""
-    pds, high, reasons = score_matrix(arrow_matrix(batch), model, reason_codes, reason_rows)
+def check_and_score_batch(
+    batch: pa.RecordBatch,
+    model: ScoringModel,
+    duplicates: Mapping[str, int],
+    reason_codes: int = 0,
+    reason_rows: str = "all",
+    skip_labelled: bool = False,
+) -> pa.RecordBatch:
+    """One batch of raw rows through the entry contract and the model, as `OUTCOME_COLUMNS` lays it out.
+
+    Every row comes back once: scored (`reason` null), rejected (its `reason`, and its values as
+    read in `RAW`), or skipped (a labelled row when `skip_labelled`). `duplicates` holds the uuid keys
+    seen more than once in the whole snapshot, with their number of rows.
+    """
+    checked = check_batch(batch, skip_labelled, duplicates)
+    n = batch.num_rows
+    valid = checked.valid
+    skipped = np.zeros(n, dtype=bool)
+    if skip_labelled:
+        skipped = checked.default.is_valid().to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(valid & ~skipped)
+    pds, high, reasons = np.zeros(n), np.zeros(n, dtype=bool), np.full(n, None, dtype=object)
+    if len(rows):
+        scored = score_matrix(checked_matrix(checked)[rows], model, reason_codes, reason_rows)
+        pds[rows], high[rows] = scored[0], scored[1]
+        if scored[2] is not None:
+            reasons[rows] = scored[2]
+    unscored = None if len(rows) == n else ~np.isin(np.arange(n), rows)
+    rejected = ~valid & ~skipped
+    raw = raw_struct(batch, mask=~rejected)
     return pa.RecordBatch.from_arrays(
         [
-            batch.column(UUID),
-            pa.array(pds, type=pa.float64()),
-            pa.array(high, type=pa.bool_()),
-            pa.array(reasons, type=_REASONS) if reasons is not None else pa.nulls(len(pds), _REASONS),
+            checked.uuid,
+            pa.array(pds, type=pa.float64(), mask=unscored),
+            pa.array(high, type=pa.bool_(), mask=unscored),
+            pa.array(reasons, type=_REASONS),
+            checked.reason,
+            pa.array(skipped, type=pa.bool_()),
+            raw,
         ],
-        names=[UUID, PD, IS_HIGH_RISK, REASON_CODES],
+        names=list(OUTCOME_COLUMNS),
     )

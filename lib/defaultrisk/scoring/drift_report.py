@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from defaultrisk.config import ScoreConfig
 from defaultrisk.drift import (
@@ -34,8 +35,9 @@ from defaultrisk.drift import (
     over_limit,
 )
 from defaultrisk.fs import publish_folder
-from defaultrisk.schema import FEATURE_NAMES, MODEL_VERSION, PD, SNAPSHOT_DATE
+from defaultrisk.schema import DEFAULT, FEATURE_NAMES, MODEL_VERSION, PD, SNAPSHOT_DATE
 from defaultrisk.scoring.staging import partition_path
+from defaultrisk.validate import validate
 
 log = logging.getLogger(__name__)
 
@@ -175,14 +177,15 @@ BAND_COLOURS = {STABLE: "tab:green", WATCH: "tab:orange", ACT: "tab:red", NO_ROW
 def drift_report(
     cfg: ScoreConfig,
     manifest: dict,
-    considered: DataFrame,
+    known: DataFrame,
     scored_path: str,
     input_rows: int,
 ) -> dict | None:
     """PSI of each feature and of pd against the model's training rows, written beside the table.
 
-    The features are those of every row received (a value that failed its check counts as missing),
-    a seeded sample of at most DRIFT_SAMPLE_ROWS rows; pd is that of every scored row. Drift never
+    The features are those of every row received (`known`, as read; a value that fails its check
+    counts as missing; a skipped labelled row does not count), typed by the entry contract on a
+    seeded sample of at most DRIFT_SAMPLE_ROWS rows; pd is that of every scored row. Drift never
     fails a run: a report that cannot be made is logged and the scores are written all the same.
     """
     profile = manifest.get("drift_reference")
@@ -192,12 +195,14 @@ def drift_report(
         log.warning("model %s carries no drift reference: no drift report", manifest["model_version"])
         return None
     started = time.monotonic()
-    spark = considered.sparkSession
+    spark = known.sparkSession
     try:
-        rows = considered.select(*FEATURE_NAMES)
         if input_rows > DRIFT_SAMPLE_ROWS:
-            rows = rows.sample(fraction=DRIFT_SAMPLE_ROWS / input_rows, seed=DRIFT_SEED)
-        counts = bin_counts(rows, profile, columns=FEATURE_NAMES)
+            known = known.sample(fraction=DRIFT_SAMPLE_ROWS / input_rows, seed=DRIFT_SEED)
+        rows = validate(known, labelled=cfg.unlabeled_only, duplicates={}, keep_raw=False)
+        if cfg.unlabeled_only:
+            rows = rows.filter(F.col(DEFAULT).isNull())
+        counts = bin_counts(rows.select(*FEATURE_NAMES), profile, columns=FEATURE_NAMES)
         scored = spark.read.schema(f"{PD} double").parquet(scored_path)
         counts |= bin_counts(scored, profile, columns=[PD])
         table = drift_table(profile, counts)

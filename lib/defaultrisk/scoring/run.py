@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
-from pyspark.sql import SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from defaultrisk import __version__
@@ -26,12 +27,12 @@ from defaultrisk.fs import kind
 from defaultrisk.grades import grade_column, scale_from_manifest
 from defaultrisk.model import CheckedModel
 from defaultrisk.read import read_raw
-from defaultrisk.schema import GRADE, MODEL_VERSION, PD, SCORED_AT, UUID
+from defaultrisk.schema import GRADE, IS_HIGH_RISK, MODEL_VERSION, PD, REASON, REASON_CODES, SCORED_AT, UUID
 from defaultrisk.scoring import journal, runlog, staging
 from defaultrisk.scoring.drift_report import drift_report
 from defaultrisk.scoring.lock import date_lock
-from defaultrisk.scoring.udf import score_partitions
-from defaultrisk.validate import SKIPPED, entry_contract, rejected_rows, valid_rows
+from defaultrisk.scoring.udf import check_and_score
+from defaultrisk.validate import SKIPPED, duplicate_keys, known_columns, rejected_rows
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,14 @@ class Staged:
     results_csv: str | None
 
 
-def _stage_scores(cfg: ScoreConfig, model: CheckedModel, considered, run: dict):
-    """Score the valid rows into a staged partition; its rows are counted from the written files."""
+def _stage_scores(cfg: ScoreConfig, model: CheckedModel, outcome, run: dict):
+    """The scored rows into a staged partition; its rows are counted from the written files."""
     scale = scale_from_manifest(model.manifest)
-    scored = score_partitions(valid_rows(considered), model.payload, cfg.reason_codes, cfg.reason_rows)
-    scored = scored.select(
-        "*",
+    scored = outcome.filter(F.col(REASON).isNull() & ~F.col(SKIPPED)).select(
+        UUID,
+        PD,
+        IS_HIGH_RISK,
+        REASON_CODES,
         grade_column(F.col(PD), scale).alias(GRADE),
         F.lit(model.version).alias(MODEL_VERSION),
         F.lit(run["started_at"]).cast("timestamp").alias(SCORED_AT),
@@ -64,39 +67,39 @@ def _stage_scores(cfg: ScoreConfig, model: CheckedModel, considered, run: dict):
     return scores, scored.schema
 
 
-def _stage_rejects(spark: SparkSession, cfg: ScoreConfig, considered, valid_count: int, run_id: str):
-    """The rejected rows' partition, and the input's row count; the input is read again only when
-    rows were rejected (rows in and rows scored come from file footers, or a text scan for CSV)."""
-    input_rows = considered.count()
-    rejects = rejected_rows(considered)
-    if input_rows == valid_count:
-        rejects = spark.createDataFrame([], rejects.schema)
+def _stage_rejects(spark: SparkSession, cfg: ScoreConfig, outcome, run_id: str):
+    """The rejected rows' partition (their values as read, made text, and the reason), and its rows."""
+    rejects = rejected_rows(outcome.filter(~F.col(SKIPPED)))
     staged = staging.stage_partition(rejects, cfg.effective_rejects_dir, cfg.snapshot_date, run_id)
-    return staged, staging.staged_rows(spark, staged, rejects.schema), input_rows
+    return staged, staging.staged_rows(spark, staged, rejects.schema)
 
 
-def _stage(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, validated, run: dict) -> Staged:
-    """Stage scores, rejects, markers and results.csv; on any failure remove what was staged."""
-    considered = validated.filter(~F.col(SKIPPED)).drop(SKIPPED)
+def _stage(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, checked: Checked, run: dict) -> Staged:
+    """Stage scores, rejects, markers and results.csv; on any failure remove what was staged.
+
+    The scoring pass's rows are kept on local disk while the two partitions are written from them,
+    so the input is checked and scored once; the rows read are counted apart, from the input.
+    """
+    outcome = checked.outcome.persist(StorageLevel.DISK_ONLY)
     parts: list[staging.StagedPartition] = []
     try:
-        scores, schema = _stage_scores(cfg, model, considered, run)
+        scores, schema = _stage_scores(cfg, model, outcome, run)
         parts.append(scores)
         log.info("scored at %.1fs", time.monotonic() - run["clock"])
         valid_count = staging.staged_rows(spark, scores, schema)
-        rejects, rejected_count, input_rows = _stage_rejects(
-            spark, cfg, considered, valid_count, run["run_id"]
-        )
+        rejects, rejected_count = _stage_rejects(spark, cfg, outcome, run["run_id"])
         parts.append(rejects)
         counts = {"input_rows": valid_count + rejected_count, "valid_rows": valid_count}
         counts["rejected_rows"] = rejected_count
+        skipped = outcome.filter(F.col(SKIPPED)).count() if cfg.unlabeled_only else 0
+        input_rows = checked.known.count() - skipped
         if counts["input_rows"] != input_rows:
             raise OutputError(
                 f"{input_rows} rows read but {valid_count} scored and {rejected_count} "
                 "rejected: refusing to swap in an incomplete run"
             )
         if cfg.unlabeled_only:
-            counts["skipped_rows"] = validated.filter(F.col(SKIPPED)).count()
+            counts["skipped_rows"] = skipped
         log.info("rejects written at %.1fs: %s", time.monotonic() - run["clock"], json.dumps(counts))
         counts.update(runlog.pd_summary(spark, scores.staged, schema))
         _mark(spark, parts, cfg, model, run, counts)
@@ -110,6 +113,8 @@ def _stage(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, validated
         for partition in parts:
             staging.discard(spark, partition)
         raise
+    finally:
+        outcome.unpersist()
     return Staged(scores, rejects, counts, results)
 
 
@@ -140,19 +145,36 @@ def _swap_in(spark: SparkSession, cfg: ScoreConfig, staged: Staged) -> tuple[str
     return staged.scores.partition, staged.rejects.partition
 
 
+@dataclass(frozen=True)
+class Checked:
+    """The input's known columns as read, and the scoring pass over them (`check_and_score`)."""
+
+    known: DataFrame
+    outcome: DataFrame
+
+
+def _check_and_score(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run: dict) -> Checked:
+    raw = read_raw(spark, cfg.input_path, cfg.input_format)
+    known = known_columns(raw, labelled=False)
+    duplicates = duplicate_keys(known)
+    log.info("read and checked for duplicates in %.1fs", time.monotonic() - run["clock"])
+    outcome = check_and_score(
+        known, model.payload, dict(duplicates), cfg.reason_codes, cfg.reason_rows, cfg.unlabeled_only
+    )
+    return Checked(known, outcome)
+
+
 def _write_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run: dict):
     """Under the date's lock: finish interrupted swaps, stage, swap, then remove killed runs' leftovers."""
     journal.recover(spark, cfg.output_dir, cfg.snapshot_date, run["run_id"])
-    raw = read_raw(spark, cfg.input_path, cfg.input_format)
-    validated = entry_contract(raw, labelled=False, skip_labelled=cfg.unlabeled_only)
-    log.info("read and checked for duplicates in %.1fs", time.monotonic() - run["clock"])
-    staged = _stage(spark, cfg, model, validated, run)
+    checked = _check_and_score(spark, cfg, model, run)
+    staged = _stage(spark, cfg, model, checked, run)
     partitions = _swap_in(spark, cfg, staged)
     log.info("run %s complete: %s and %s replaced", run["run_id"], *partitions)
     roots = [cfg.output_dir, cfg.effective_rejects_dir]
     for leftover in staging.remove_leftovers(spark, roots, cfg.snapshot_date, cfg.results_csv):
         log.warning("removed %s, left by a run that was killed", leftover)
-    return staged, partitions, validated.filter(~F.col(SKIPPED)).drop(SKIPPED)
+    return staged, partitions, checked.known
 
 
 def score_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run_id: str) -> dict:
@@ -162,10 +184,10 @@ def score_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run_i
     """
     run = {"run_id": run_id, "started_at": datetime.now(UTC), "clock": time.monotonic()}
     with date_lock(spark, cfg.output_dir, cfg.snapshot_date, run_id):
-        staged, (partition, rejects_partition), considered = _write_date(spark, cfg, model, run)
+        staged, (partition, rejects_partition), known = _write_date(spark, cfg, model, run)
         counts = staged.counts
         # After the swap: a run that fails leaves no drift report for scores it did not write.
-        drift = drift_report(cfg, model.manifest, considered, partition, counts["input_rows"])
+        drift = drift_report(cfg, model.manifest, known, partition, counts["input_rows"])
     summary = {
         "snapshot_date": cfg.snapshot_date.isoformat(),
         "model_version": model.version,

@@ -1,18 +1,22 @@
-"""The Spark shell of the scoring core: an Arrow UDF over each partition, and its worker model cache."""
+"""The Spark shell of the scoring core: one Arrow UDF that checks and scores each partition, and its
+worker model cache."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import xgboost as xgb
 from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
+from defaultrisk import sql
+from defaultrisk.checks import RAW, RAW_COLUMNS, SKIPPED
 from defaultrisk.errors import ModelError
-from defaultrisk.features import matrix_input
 from defaultrisk.model import ModelPayload, ScoringModel
-from defaultrisk.schema import FEATURES, IS_HIGH_RISK, PD, REASON_CODES, UUID
-from defaultrisk.scoring.core import score_batch
-
-SCORE_SCHEMA = f"{UUID} string, {PD} double, {IS_HIGH_RISK} boolean, {REASON_CODES} array<string>"
+from defaultrisk.schema import IS_HIGH_RISK, PD, REASON, REASON_CODES, UUID
+from defaultrisk.scoring.core import check_and_score_batch
+from defaultrisk.validate import raw_struct_type
 
 # One loaded booster per worker process and model identity, reused by every task the process runs.
 _WORKER_MODELS: dict[str, ScoringModel] = {}
@@ -59,20 +63,48 @@ def worker_model(payload: ModelPayload, driver_xgboost: str) -> ScoringModel:
     return model
 
 
-def score_partitions(df: DataFrame, payload: ModelPayload, reason_codes: int = 0, reason_rows: str = "all"):
-    """Score every partition of a frame of valid rows with an Arrow UDF sharing `score_frame`'s core.
+def outcome_schema(known: DataFrame) -> T.StructType:
+    """The scoring pass's rows: a scored row's pd, flag and reasons, or a rejected row's reason and
+    values as read (typed as the input holds them), or the mark of a skipped row."""
+    return T.StructType(
+        [
+            T.StructField(UUID, T.StringType(), True),
+            T.StructField(PD, T.DoubleType(), True),
+            T.StructField(IS_HIGH_RISK, T.BooleanType(), True),
+            T.StructField(REASON_CODES, T.ArrayType(T.StringType(), True), True),
+            T.StructField(REASON, T.StringType(), True),
+            T.StructField(SKIPPED, T.BooleanType(), True),
+            T.StructField(RAW, raw_struct_type(known), True),
+        ]
+    )
 
-    Only `uuid` and the features, already floats, go to Python, as Arrow batches that become the
-    matrix without a pandas frame in between; `uuid` comes back as it went. The UDF closes over
-    plain values only (the checked model file's bytes, version, threshold and calibration); the
-    feature order and category codes come from the schema, never from what a batch happens to hold.
+
+def check_and_score(
+    known: DataFrame,
+    payload: ModelPayload,
+    duplicates: Mapping[str, int],
+    reason_codes: int = 0,
+    reason_rows: str = "all",
+    skip_labelled: bool = False,
+) -> DataFrame:
+    """Check and score every row of a raw table in one Arrow UDF: each row crosses to Python once.
+
+    `known` holds the input's known columns as read (`validate.known_columns`), text or typed; each
+    batch goes through the entry contract (`checks`) and the valid rows through `score_matrix`, the
+    core `score_frame` and the service share. The UDF closes over plain values only (the checked
+    model file's bytes, version, threshold and calibration, the snapshot's duplicated uuid keys);
+    the feature order and category codes come from the schema, never from what a batch holds.
     """
     driver_xgboost = xgb.__version__
+    duplicates = dict(duplicates)
 
-    def score_batches(batches):
+    def check_and_score_batches(batches):
         model = worker_model(payload, driver_xgboost)
         for batch in batches:
             if batch.num_rows:
-                yield score_batch(batch, model, reason_codes, reason_rows)
+                yield check_and_score_batch(
+                    batch, model, duplicates, reason_codes, reason_rows, skip_labelled
+                )
 
-    return matrix_input(df, FEATURES).mapInArrow(score_batches, schema=SCORE_SCHEMA)
+    columns = known.select(*[sql.name(c) for c in RAW_COLUMNS])
+    return columns.mapInArrow(check_and_score_batches, schema=outcome_schema(known))

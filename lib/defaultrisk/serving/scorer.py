@@ -8,15 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
-from defaultrisk.checks import NUMBERS, Checked, check_table, present
+from defaultrisk.checks import check_table, present
+from defaultrisk.features import checked_matrix
 from defaultrisk.grades import MasterScale, grade_of, scale_from_manifest
 from defaultrisk.model import ScoringModel, load_checked
 from defaultrisk.schema import (
-    CATEGORY,
-    FEATURES,
     GRADE,
     IS_HIGH_RISK,
     MODEL_VERSION,
@@ -87,7 +85,7 @@ class Scorer:
         answers: list[dict | str] = list(refused)
         if len(rows) == 0:
             return answers
-        matrix = feature_matrix(checked)[rows]
+        matrix = checked_matrix(checked)[rows]
         pds, high, reasons = score_matrix(matrix, self.model, self.reasons.codes, self.reasons.rows)
         grades = grade_of(pds, self.scale)  # as the scoring job's `grade` column
         uuids = checked.uuid.take(pa.array(rows)).to_pylist()
@@ -101,29 +99,6 @@ class Scorer:
                 MODEL_VERSION: self.model.version,
             }
         return answers
-
-
-_VOCABULARIES = {f.name: pa.array(f.values, pa.string()) for f in FEATURES if f.kind == CATEGORY}
-_NUMBER_COLUMNS = np.array([FEATURES.index(f) for f in NUMBERS])
-_OTHER_COLUMNS = [(j, f) for j, f in enumerate(FEATURES) if f not in NUMBERS]  # categories and flags
-
-
-def feature_matrix(checked: Checked) -> np.ndarray:
-    """The float32 matrix of `features.feature_matrix`, straight from the checked values.
-
-    The same values without a pandas frame per request: numbers through float64 to float32 (the
-    checks' block), a category as its index in the schema's vocabulary, NaN for missing or unseen.
-    A test holds it equal to `features.feature_matrix` on every row of a generated snapshot.
-    """
-    matrix = np.empty((len(checked.uuid), len(FEATURES)), dtype=np.float32)
-    with np.errstate(over="ignore"):  # a rejected row's huge number; valid rows fit
-        matrix[:, _NUMBER_COLUMNS] = checked.numbers.T
-    for j, feature in _OTHER_COLUMNS:
-        column = checked.features[feature.name]
-        if feature.kind == CATEGORY:
-            column = pc.index_in(column, value_set=_VOCABULARIES[feature.name])
-        matrix[:, j] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-    return matrix
 
 
 def problems(reason: str) -> list[str]:

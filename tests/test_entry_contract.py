@@ -1,13 +1,19 @@
-"""`checks.check_table` against the Spark job's `validate`: the same rows give the same reasons and values.
+"""The entry contract (`checks.check_table`) on hostile corpora, as the jobs run it and as the service does.
 
-Each case runs `validate` on rows read as the job reads them (the original CSV format, or Parquet with
-typed columns), then `check_table` on the very values `validate` saw (its `_raw_*` columns), and
-compares the reasons, the uuid, the label and every typed feature row by row.
+Each case runs `validate` (the jobs' Spark shell of `check_table`) on rows read as the jobs read them
+(the original CSV format, or Parquet with typed columns), and compares, row by row:
+- the reasons, uuid, label and the typed values of the columns the corpus varies with what the Spark
+  SQL implementation of the same rules gave on these rows (recorded in `data/entry_contract_expected.json`
+  before it was replaced: Spark's own parsing of each text is the reference);
+- every typed feature with `check_table` run directly on the very values the shell saw (its `_raw`),
+  as the service runs it.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,10 +22,9 @@ import pytest
 from sampledata import make_snapshot, write_original_csv
 
 from defaultrisk.checks import check_table
-from defaultrisk.features import feature_matrix
+from defaultrisk.features import checked_matrix, feature_matrix
 from defaultrisk.read import read_raw
 from defaultrisk.schema import DEFAULT, FEATURES, INPUT_COLUMNS, RAW_LINE, REASON, REQUIRED_COLUMNS, UUID
-from defaultrisk.serving.scorer import feature_matrix as serving_matrix
 from defaultrisk.validate import RAW, select_known_columns, validate
 
 from rows import row, uuid_for, write_csv
@@ -81,17 +86,37 @@ def _corpus_rows() -> list[dict]:
     return rows
 
 
+EXPECTED = json.loads((Path(__file__).parent / "data" / "entry_contract_expected.json").read_text())
+
+
 def _validated_and_checked(spark, raw, labelled: bool):
-    """Both checkers' outputs over the same rows, as Arrow tables in the same row order."""
+    """The jobs' and the service's outputs over the same rows, as Arrow tables in the same row order."""
     required = (*REQUIRED_COLUMNS, DEFAULT) if labelled else REQUIRED_COLUMNS
     validated = validate(select_known_columns(raw, required), labelled=labelled).toArrow()
-    seen = pa.table({c: validated.column(RAW + c) for c in (*INPUT_COLUMNS, RAW_LINE)})
+    seen = validated.column(RAW).combine_chunks()
+    seen = pa.table({c: seen.field(c) for c in (*INPUT_COLUMNS, RAW_LINE)})
     return validated, check_table(seen, labelled=labelled)
 
 
 def _values(column) -> list:
-    """Python values with NaN made comparable (NaN == NaN here, as Spark has it)."""
-    return ["NaN" if isinstance(v, float) and math.isnan(v) else v for v in column.to_pylist()]
+    """Python values with NaN and infinities as JSON-safe words (NaN == NaN here, as Spark has it)."""
+    return [_word(v) for v in column.to_pylist()]
+
+
+def _word(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+def _assert_as_recorded(validated: pa.Table, case: str) -> None:
+    """The reasons, uuid, label and varied columns as the Spark SQL rules gave them on these rows."""
+    expected = EXPECTED[case]
+    for column in (REASON, UUID, DEFAULT):
+        assert validated.column(column).to_pylist() == expected[column], column
+    for column, dtype in expected["_types"].items():
+        assert str(validated.schema.field(column).type) == dtype, column
+        assert _values(validated.column(column)) == expected[column], column
 
 
 def _assert_same(validated: pa.Table, checked) -> None:
@@ -105,7 +130,7 @@ def _assert_same(validated: pa.Table, checked) -> None:
 
 
 @pytest.mark.parametrize("labelled", [False, True])
-def test_same_reasons_and_values_as_the_job_on_text_rows(spark, tmp_path, labelled):
+def test_same_reasons_and_values_as_recorded_on_text_rows(spark, tmp_path, labelled):
     path = write_csv(tmp_path / "corpus.csv", _corpus_rows())
     with path.open("a", encoding="utf-8") as out:  # a line cut short, and one with a field too many
         out.write(";".join(row(5000)[c] for c in INPUT_COLUMNS[:-3]) + "\n")
@@ -114,11 +139,12 @@ def test_same_reasons_and_values_as_the_job_on_text_rows(spark, tmp_path, labell
     reasons = validated.column(REASON).to_pylist()
     assert sum(r is not None for r in reasons) > 150  # the corpus is mostly problems
     assert "line: wrong number of fields" in reasons and "uuid: duplicate (2 rows)" in reasons
+    _assert_as_recorded(validated, "text_labelled" if labelled else "text_unlabelled")
     _assert_same(validated, checked)
 
 
 @pytest.mark.parametrize("seed", [11, 12])
-def test_same_reasons_and_values_as_the_job_on_generated_snapshots(spark, tmp_path, seed):
+def test_same_reasons_and_values_as_recorded_on_generated_snapshots(spark, tmp_path, seed):
     frame, info = make_snapshot(1500, seed=seed, bad_rows=28)
     write_original_csv(frame, tmp_path / "snapshot.csv")
     validated, checked = _validated_and_checked(spark, read_raw(spark, str(tmp_path / "snapshot.csv")), False)
@@ -144,11 +170,12 @@ def _typed_frame(seed: int) -> pd.DataFrame:
     return frame
 
 
-def test_same_reasons_and_values_as_the_job_on_typed_parquet(spark, tmp_path):
+def test_same_reasons_and_values_as_recorded_on_typed_parquet(spark, tmp_path):
     path = tmp_path / "typed.parquet"
     _typed_frame(seed=21).to_parquet(path, index=False)
     validated, checked = _validated_and_checked(spark, read_raw(spark, str(path)), False)
     assert sum(r is not None for r in validated.column(REASON).to_pylist()) > 100
+    _assert_as_recorded(validated, "typed_parquet")
     _assert_same(validated, checked)
 
 
@@ -165,13 +192,14 @@ def test_a_count_beyond_the_long_range_is_rejected_as_too_large(spark, tmp_path)
     path = write_csv(tmp_path / "huge.csv", [row(1, num_active_inv="1e19"), row(2)])
     validated, checked = _validated_and_checked(spark, read_raw(spark, str(path)), False)
     assert checked.reason.to_pylist() == ["num_active_inv: too large", None]
+    _assert_as_recorded(validated, "huge")
     _assert_same(validated, checked)
 
 
-def test_the_services_matrix_equals_the_scoring_cores():
+def test_the_checked_matrix_equals_the_pandas_encoders():
     frame, _ = make_snapshot(600, seed=31)  # holds unseen merchant categories and missing values
     checked = check_table(frame)
     assert checked.valid.all()
     expected = feature_matrix(checked.frame(), FEATURES)
     assert np.isnan(expected).any()
-    assert np.array_equal(serving_matrix(checked), expected, equal_nan=True)
+    assert np.array_equal(checked_matrix(checked), expected, equal_nan=True)
