@@ -41,6 +41,13 @@ def new_run_id(started_at: datetime) -> str:
     return started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
+def _stage_done(run: dict, stage: str) -> float:
+    """Record the end of one of the run's stages (seconds from its start, for the summary's `stages`)."""
+    seconds = time.monotonic() - run["clock"]
+    run["stages"][stage] = round(seconds, 2)
+    return seconds
+
+
 @dataclass(frozen=True)
 class Staged:
     """A run's outputs, written whole and not yet live."""
@@ -85,7 +92,7 @@ def _stage(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, checked: 
     try:
         scores, schema = _stage_scores(cfg, model, outcome, run)
         parts.append(scores)
-        log.info("scored at %.1fs", time.monotonic() - run["clock"])
+        log.info("scored at %.1fs", _stage_done(run, "scores_written"))
         valid_count = staging.staged_rows(spark, scores, schema)
         rejects, rejected_count = _stage_rejects(spark, cfg, outcome, run["run_id"])
         parts.append(rejects)
@@ -100,7 +107,7 @@ def _stage(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, checked: 
             )
         if cfg.unlabeled_only:
             counts["skipped_rows"] = skipped
-        log.info("rejects written at %.1fs: %s", time.monotonic() - run["clock"], json.dumps(counts))
+        log.info("rejects written at %.1fs: %s", _stage_done(run, "rejects_and_counts"), json.dumps(counts))
         counts.update(runlog.pd_summary(spark, scores.staged, schema))
         _mark(spark, parts, cfg, model, run, counts)
         results = None
@@ -157,7 +164,7 @@ def _check_and_score(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel,
     raw = read_raw(spark, cfg.input_path, cfg.input_format)
     known = known_columns(raw, labelled=False)
     duplicates = duplicate_keys(known)
-    log.info("read and checked for duplicates in %.1fs", time.monotonic() - run["clock"])
+    log.info("read and checked for duplicates in %.1fs", _stage_done(run, "read_and_duplicate_check"))
     outcome = check_and_score(
         known, model.payload, dict(duplicates), cfg.reason_codes, cfg.reason_rows, cfg.unlabeled_only
     )
@@ -170,6 +177,7 @@ def _write_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run:
     checked = _check_and_score(spark, cfg, model, run)
     staged = _stage(spark, cfg, model, checked, run)
     partitions = _swap_in(spark, cfg, staged)
+    _stage_done(run, "swap")
     log.info("run %s complete: %s and %s replaced", run["run_id"], *partitions)
     roots = [cfg.output_dir, cfg.effective_rejects_dir]
     for leftover in staging.remove_leftovers(spark, roots, cfg.snapshot_date, cfg.results_csv):
@@ -182,12 +190,13 @@ def score_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run_i
 
     Returns the run's summary.
     """
-    run = {"run_id": run_id, "started_at": datetime.now(UTC), "clock": time.monotonic()}
+    run = {"run_id": run_id, "started_at": datetime.now(UTC), "clock": time.monotonic(), "stages": {}}
     with date_lock(spark, cfg.output_dir, cfg.snapshot_date, run_id):
         staged, (partition, rejects_partition), known = _write_date(spark, cfg, model, run)
         counts = staged.counts
         # After the swap: a run that fails leaves no drift report for scores it did not write.
         drift = drift_report(cfg, model.manifest, known, partition, counts["input_rows"])
+        _stage_done(run, "drift_report")
     summary = {
         "snapshot_date": cfg.snapshot_date.isoformat(),
         "model_version": model.version,
@@ -202,6 +211,7 @@ def score_date(spark: SparkSession, cfg: ScoreConfig, model: CheckedModel, run_i
         **{k: counts[k] for k in runlog.PD_FIELDS},
         "drift": drift,
         "seconds": round(time.monotonic() - run["clock"], 2),
+        "stages": run["stages"],
     }
     if cfg.unlabeled_only:
         summary["skipped_labelled_rows"] = counts["skipped_rows"]
