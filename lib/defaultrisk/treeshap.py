@@ -105,25 +105,25 @@ def _contributions(x, out, tree_start, nodes, leaves):
     parent's with the parent's feature bit cleared when the row goes the other way there.
     """
     node_feature, node_threshold, node_default_left, node_category_start, node_category_size = nodes[:5]
-    categories, node_parent, node_is_left, node_slot, node_leaf = nodes[5:]
+    categories, node_parent, node_is_left, node_off_path, node_leaf = nodes[5:]
     leaf_d, leaf_feature_start, leaf_features, leaf_table_start, table = leaves
     widest = 0
     for t in range(tree_start.shape[0] - 1):
         widest = max(widest, tree_start[t + 1] - tree_start[t])
     goes_left = np.empty(widest, dtype=np.bool_)
     pattern = np.empty(widest, dtype=np.int64)
-    for r in range(x.shape[0]):
-        for t in range(tree_start.shape[0] - 1):
-            start = tree_start[t]
+    for t in range(tree_start.shape[0] - 1):  # trees outside: a tree's tables stay in cache over the rows
+        start = tree_start[t]
+        for r in range(x.shape[0]):
             for node in range(start, tree_start[t + 1]):
                 local = node - start
-                if node == start:
+                parent = node_parent[node]  # within the tree; -1 at the root
+                if parent < 0:
                     bits = np.int64(-1)
                 else:
-                    parent = node_parent[node] - start
                     bits = pattern[parent]
                     if goes_left[parent] != node_is_left[node]:
-                        bits &= ~(np.int64(1) << node_slot[node_parent[node]])
+                        bits &= node_off_path[node]
                 pattern[local] = bits
                 leaf = node_leaf[node]
                 if leaf >= 0:
@@ -285,9 +285,10 @@ class TreeExplainer:
         self.node_feature = np.concatenate([t.feature for t in trees])
         self.node_threshold = np.concatenate([t.threshold for t in trees])
         self.node_default_left = np.concatenate([t.default_left for t in trees])
-        self.node_parent = np.concatenate([t.parent + o for t, o in zip(trees, offsets, strict=True)])
+        self.node_parent = np.concatenate([t.parent for t in trees])
         self.node_is_left = np.concatenate([t.is_left for t in trees])
-        self.node_slot = np.concatenate([t.slot for t in trees])
+        # The pattern bits a node keeps when the row goes the other way at its parent.
+        self.node_off_path = np.concatenate([~(np.int64(1) << t.slot[t.parent]) for t in trees])
         self.node_category_size = np.concatenate([t.category_size for t in trees])
         sets = [s for t in trees for s in t.category_sets]
         set_sizes = np.asarray([len(s) if s is not None else 0 for s in sets], dtype=np.int64)
@@ -343,7 +344,7 @@ class TreeExplainer:
             self.categories,
             self.node_parent,
             self.node_is_left,
-            self.node_slot,
+            self.node_off_path,
             self.node_leaf,
         )
         leaves = (self.leaf_d, self.leaf_feature_start, self.leaf_features, self.leaf_table_start, self.table)
