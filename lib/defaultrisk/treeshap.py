@@ -51,7 +51,9 @@ def _numba_cache_dir() -> None:
     home_cache = os.path.join(os.path.expanduser("~"), ".cache")
     if os.access(home_cache if os.path.isdir(home_cache) else os.path.expanduser("~"), os.W_OK):
         return
-    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"defaultrisk-numba-{os.getuid()}")
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"defaultrisk-numba-{getattr(os, 'getuid', lambda: 0)()}"
+    )
 
 
 _numba_cache_dir()
