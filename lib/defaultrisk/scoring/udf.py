@@ -14,7 +14,8 @@ from defaultrisk.scoring.core import score_batch
 
 SCORE_SCHEMA = f"{UUID} string, {PD} double, {IS_HIGH_RISK} boolean, {REASON_CODES} array<string>"
 
-# One loaded booster per worker process and model identity, reused by every task the process runs.
+# One loaded booster per worker process and model identity, reused by every task the process runs;
+# its TreeSHAP tables (`ScoringModel.explainer`) are built on its first reason codes and kept with it.
 _WORKER_MODELS: dict[str, ScoringModel] = {}
 
 
