@@ -32,7 +32,10 @@ MAX_PATH_FEATURES = 8
 MAX_TABLE_BYTES = 256 * 2**20
 # XGBoost's `InvalidCat`: a negative category, or one from 2**24 on, goes left like an unseen one.
 _MAX_CATEGORY = float(2**24)
-_LOGISTIC = ("binary:logistic", "reg:logistic", "binary:logitraw")
+# Objectives whose base_score XGBoost keeps as a probability or a mean (the margin is its logit or
+# log); the others keep the margin itself. Only the bias depends on this, never the contributions.
+_LOGIT_BASE = ("binary:logistic", "reg:logistic")
+_LOG_BASE = ("count:poisson", "reg:gamma", "reg:tweedie")
 
 
 class Unsupported(ValueError):
@@ -273,7 +276,11 @@ class TreeExplainer:
         self.n_features = int(params["num_feature"])
         objective = learner.get("objective", {}).get("name", "")
         base = _first(params["base_score"])
-        self.base_margin = math.log(base / (1 - base)) if objective in _LOGISTIC[:2] else base
+        if objective in _LOGIT_BASE:
+            base = math.log(base / (1 - base))
+        elif objective in _LOG_BASE:
+            base = math.log(base)
+        self.base_margin = base
         trees = [_parse_tree(tree) for tree in gbtree["trees"]]
         self.n_trees = len(trees)
         self.bias = self.base_margin + math.fsum(tree.mean for tree in trees)
