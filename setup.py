@@ -56,6 +56,7 @@ setup(
         "scikit-learn>=1.6",
         "imbalanced-learn>=0.13",
         "matplotlib>=3.8",
+        "numba>=0.68",
     ],
     extras_require={
         "spark": SPARK,

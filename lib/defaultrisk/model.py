@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
@@ -26,6 +28,9 @@ from defaultrisk.calibration import apply_calibration, check_calibration
 from defaultrisk.errors import ModelError
 from defaultrisk.features import xgb_feature_types
 from defaultrisk.schema import FEATURE_NAMES, FEATURES, feature_spec
+from defaultrisk.treeshap import TreeExplainer, Unsupported
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.json"
 MANIFEST_FILE = "manifest.json"
@@ -82,6 +87,17 @@ class ScoringModel:
             return np.empty(0, dtype=np.float64)
         raw = self.booster.inplace_predict(matrix, validate_features=False)
         return apply_calibration(raw, self.calibration)
+
+    @cached_property
+    def explainer(self) -> TreeExplainer | None:
+        """The booster's TreeSHAP tables, built on first use and kept with the model (so once per
+        worker process and `model_version`); None where they do not cover the booster and XGBoost's
+        own TreeSHAP answers instead. The tables hold every tree, as `predict_pd` uses every tree."""
+        try:
+            return TreeExplainer.from_booster(self.booster)
+        except Unsupported as exc:
+            log.info("reason codes by XGBoost's TreeSHAP (pred_contribs): %s", exc)
+            return None
 
     @classmethod
     def from_payload(cls, payload: ModelPayload, nthread: int | None = None) -> ScoringModel:

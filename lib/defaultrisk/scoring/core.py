@@ -26,18 +26,25 @@ _REASONS = pa.list_(pa.string())
 OUTCOME_COLUMNS = (UUID, PD, IS_HIGH_RISK, REASON_CODES, REASON, SKIPPED, RAW)
 
 
-def top_reasons(model: ScoringModel, matrix: np.ndarray, count: int) -> list[list[str]]:
-    """Per row, the `count` features that push its risk up most, by XGBoost's own contributions.
+def feature_contributions(model: ScoringModel, matrix: np.ndarray) -> np.ndarray:
+    """Each feature's additive share of each row's log-odds (exact path-dependent TreeSHAP), rows x
+    features: the model's TreeSHAP tables (`treeshap.py`), or XGBoost's `pred_contribs` for a
+    booster they do not cover. The bias is left out."""
+    explainer = model.explainer
+    if explainer is not None:
+        return explainer.contributions(matrix)
+    return model.booster.predict(dmatrix(matrix), pred_contribs=True)[:, :-1]  # the last column is the bias
 
-    `pred_contribs` gives each feature's additive share of the row's log-odds (TreeSHAP); only
-    positive shares are reasons. Ties go to the earlier feature, so the answer never depends on
-    the batch.
+
+def top_reasons(model: ScoringModel, matrix: np.ndarray, count: int) -> list[list[str]]:
+    """Per row, the `count` features that push its risk up most, by TreeSHAP (`feature_contributions`).
+
+    Only positive shares are reasons. Ties go to the earlier feature, so the answer never depends
+    on the batch.
     """
     if len(matrix) == 0:
         return []
-    contributions = model.booster.predict(dmatrix(matrix), pred_contribs=True)[
-        :, :-1
-    ]  # the last column is the bias
+    contributions = feature_contributions(model, matrix)
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :count]
     shares = np.take_along_axis(contributions, order, axis=1)
     names = np.asarray(FEATURE_NAMES, dtype=object)

@@ -18,7 +18,8 @@ from defaultrisk.schema import IS_HIGH_RISK, PD, REASON, REASON_CODES, UUID
 from defaultrisk.scoring.core import check_and_score_batch
 from defaultrisk.validate import raw_struct_type
 
-# One loaded booster per worker process and model identity, reused by every task the process runs.
+# One loaded booster per worker process and model identity, reused by every task the process runs;
+# its TreeSHAP tables (`ScoringModel.explainer`) are built on its first reason codes and kept with it.
 _WORKER_MODELS: dict[str, ScoringModel] = {}
 
 

@@ -54,6 +54,8 @@ class Scorer:
         threadpool_limits(1, user_api="openmp")
         checked = load_checked(model_dir)  # every check the scoring job makes, on the same loader
         model = ScoringModel.from_payload(checked.payload, nthread=1)
+        if reasons.codes:
+            _ = model.explainer  # the TreeSHAP tables built now, not on the first request
         loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         return cls(model, checked.manifest, scale_from_manifest(checked.manifest), reasons, loaded_at)
 
