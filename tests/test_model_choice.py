@@ -8,7 +8,10 @@ from sampledata import make_history
 from scipy.stats import beta, ks_2samp
 from sklearn.metrics import roc_auc_score
 
-from defaultrisk.config import (
+from defaultrisk.errors import ConfigError
+from defaultrisk.features import feature_matrix
+from defaultrisk.schema import DEFAULT, FEATURE_NAMES
+from defaultrisk.training.config import (
     BaselineConfig,
     SearchConfig,
     SelectionConfig,
@@ -16,9 +19,6 @@ from defaultrisk.config import (
     XGBoostParams,
     load_train_config,
 )
-from defaultrisk.errors import ConfigError
-from defaultrisk.features import feature_matrix
-from defaultrisk.schema import DEFAULT, FEATURE_NAMES
 from defaultrisk.training.fit import fit
 from defaultrisk.training.metrics import jeffreys_interval, probability_metrics, reliability_table
 from defaultrisk.training.monotone import count_violations, sweep_grid

@@ -18,7 +18,6 @@ from typing import TypeVar
 from pyspark.sql import SparkSession
 
 import defaultrisk
-from defaultrisk.config import CONF_DIR
 from defaultrisk.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -34,6 +33,7 @@ from defaultrisk.errors import (
 from defaultrisk.fs import first_line
 from defaultrisk.progress import Heartbeat
 from defaultrisk.session import build_session
+from defaultrisk.settings import CONF_DIR
 
 log = logging.getLogger("defaultrisk")
 Config = TypeVar("Config")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 
 from defaultrisk.errors import ConfigError
+from defaultrisk.settings import read_toml
 
-CONF_FILE = Path(__file__).resolve().parents[3] / "conf" / "backtest.toml"
 OUTCOME_FORMATS = ("auto", "csv", "parquet")
 # The tests a run can be failed on (exit 8), each at `significance`:
 JEFFREYS = "jeffreys"  # the snapshot's mean pd is too low for its defaults (Jeffreys p-value)
@@ -50,7 +49,7 @@ class BacktestConfig:
 
 def load_backtest_config(path: Path | None = None, **overrides) -> BacktestConfig:
     """Read `conf/backtest.toml` (or `path`) and apply the command line's values (None: not given)."""
-    raw = _read(path)
+    _, raw = read_toml(path, "backtest.toml")
     section = dict(raw.pop("backtest", {}))
     if raw:
         raise ConfigError(f"unknown section(s) in backtest config: {', '.join(sorted(raw))}")
@@ -64,20 +63,6 @@ def load_backtest_config(path: Path | None = None, **overrides) -> BacktestConfi
     cfg = BacktestConfig(**values)
     _check(cfg)
     return cfg
-
-
-def _read(path: Path | None) -> dict:
-    if path is None:
-        if not CONF_FILE.exists():
-            return {}
-        path = CONF_FILE
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
 def _check(cfg: BacktestConfig) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.config import INPUT_FORMATS, load_score_config
 from defaultrisk.runner import run_job
+from defaultrisk.scoring.config import load_score_config
+from defaultrisk.settings import INPUT_FORMATS
 
 DATE_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 
-from defaultrisk.config import ScoreConfig
 from defaultrisk.drift import (
     ACT,
     ACT_ABOVE,
@@ -35,6 +34,7 @@ from defaultrisk.drift import (
 )
 from defaultrisk.fs import publish_folder
 from defaultrisk.schema import FEATURE_NAMES, MODEL_VERSION, PD, SNAPSHOT_DATE
+from defaultrisk.scoring.config import ScoreConfig
 from defaultrisk.scoring.staging import partition_path
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import asdict
 
-from defaultrisk.config import TrainConfig
+from defaultrisk.training.config import TrainConfig
 from defaultrisk.training.resampling import NO_RESAMPLING, Strategy, applicable_strategies, strategies
 from defaultrisk.training.search import halving_search
 from defaultrisk.training.selection import (

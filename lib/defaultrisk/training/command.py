@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.config import INPUT_FORMATS, load_train_config
 from defaultrisk.runner import run_job
+from defaultrisk.settings import INPUT_FORMATS
+from defaultrisk.training.config import load_train_config
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

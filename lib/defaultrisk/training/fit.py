@@ -19,12 +19,12 @@ import xgboost as xgb
 from sklearn.model_selection import train_test_split
 
 from defaultrisk.calibration import PRIOR_CORRECTION, apply_calibration, fit_calibration
-from defaultrisk.config import ALL_ROWS, TRAINING_ROWS, TrainConfig
 from defaultrisk.errors import InputError
 from defaultrisk.features import feature_matrix
 from defaultrisk.schema import DEFAULT, FEATURES, UUID
 from defaultrisk.training.challenger import Holdout, challenge, side_by_side
 from defaultrisk.training.choice import choose_model
+from defaultrisk.training.config import ALL_ROWS, TRAINING_ROWS, TrainConfig
 from defaultrisk.training.metrics import (
     LOG_LOSS,
     evaluate,

@@ -19,8 +19,8 @@ import xgboost as xgb
 from sklearn.model_selection import StratifiedKFold
 
 from defaultrisk.calibration import PRIOR_CORRECTION, apply_calibration, fit_calibration, prior_correction
-from defaultrisk.config import SelectionConfig, XGBoostParams
 from defaultrisk.features import dmatrix
+from defaultrisk.training.config import SelectionConfig, XGBoostParams
 from defaultrisk.training.metrics import (
     BRIER,
     LOG_LOSS,
