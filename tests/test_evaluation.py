@@ -20,6 +20,8 @@ from defaultrisk.calibration import (
 from defaultrisk.errors import ConfigError, InputError, ModelError
 from defaultrisk.features import feature_matrix
 from defaultrisk.schema import DEFAULT, UUID
+from defaultrisk.training.calibration import compare_calibrations
+from defaultrisk.training.choice import best_result
 from defaultrisk.training.config import (
     BaselineConfig,
     SearchConfig,
@@ -44,8 +46,6 @@ from defaultrisk.training.selection import (
     CVRows,
     CVRun,
     _FoldRun,
-    best_result,
-    compare_calibrations,
     compare_strategies,
     cross_validate,
     stratified_folds,
