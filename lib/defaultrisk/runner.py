@@ -27,10 +27,10 @@ from defaultrisk.errors import (
     TERMINATED,
     DefaultRiskError,
     Terminated,
+    first_line,
     stopped_by,
     warning_exit,
 )
-from defaultrisk.fs import first_line
 from defaultrisk.progress import Heartbeat
 from defaultrisk.session import build_session
 from defaultrisk.settings import CONF_DIR

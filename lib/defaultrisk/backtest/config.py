@@ -79,3 +79,15 @@ def _check(cfg: BacktestConfig) -> None:
         raise ConfigError(f"outcomes_format must be one of {', '.join(OUTCOME_FORMATS)}")
     if cfg.migration and cfg.migration[0] >= cfg.migration[1]:
         raise ConfigError(f"--migration: FROM ({cfg.migration[0]}) must be before TO ({cfg.migration[1]})")
+
+
+def check_paths(cfg: BacktestConfig) -> None:
+    """The inputs are given and the output overwrites neither, nor sits among the table's dates."""
+    for name, value in (("--scored", cfg.scored_path), ("--outcomes", cfg.outcomes_path)):
+        if not value:
+            raise ConfigError(f"{name} is required")
+    out, scored = cfg.effective_output.rstrip("/"), cfg.scored_path.rstrip("/")
+    if out == scored or out.startswith(cfg.outcomes_path.rstrip("/") + "/") or out == cfg.outcomes_path:
+        raise ConfigError(f"--output {out} would overwrite an input")
+    if out.startswith(scored + "/") and not out[len(scored) + 1 :].startswith("_"):
+        raise ConfigError(f"--output {out} inside the scored table must be a folder starting with _")

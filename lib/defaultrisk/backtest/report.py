@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
-from defaultrisk.errors import OutputError
+from defaultrisk.errors import OutputError, first_line
 from defaultrisk.fs import publish_folder
 from defaultrisk.scoring.staging import (
     STAGING_DIR,
@@ -121,7 +121,7 @@ def _stage_rejects(rejects: DataFrame, root: str, run_id: str) -> StagedPartitio
     try:
         rejects.coalesce(1).write.mode("errorifexists").parquet(target)
     except Exception as exc:  # a Py4J error carrying the file system's message
-        raise OutputError(f"cannot write {target}: {str(exc).splitlines()[0]}") from exc
+        raise OutputError(f"cannot write {target}: {first_line(exc)}") from exc
     return StagedPartition(root, f"{run_id}/rejects", f"{root}/{REJECTS}", target)
 
 
@@ -207,3 +207,17 @@ def _plot_auc(portfolio: list[dict], path: Path) -> None:
     fig.autofmt_xdate()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+_SUMMARY_FIELDS = (
+    "snapshot_date", "model_version", "window_end", "customers", "expected_defaults", "observed_defaults",
+    "mean_pd", "observed_rate", "jeffreys_lower", "jeffreys_upper", "jeffreys_p_value",
+    "binomial_p_too_low", "binomial_p_too_high", "calibration_ratio", "brier", "roc_auc", "gini",
+    "roc_auc_reference", "roc_auc_change", "auc_drop_p_value", "herfindahl", "herfindahl_normalised",
+    "excluded_defaulted_before", "excluded_outcome_rejected", "excluded_no_grade", "tests_failed",
+)  # fmt: skip
+
+
+def snapshot_summary(row: dict) -> dict:
+    """A portfolio row's figures for the JSON summary."""
+    return {k: plain(row.get(k)) for k in _SUMMARY_FIELDS}
