@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 import defaultrisk
+from defaultrisk.approval import add_sign_arguments, run_sign_model
 from defaultrisk.backtest.command import add_backtest_arguments, run_backtest_job
 from defaultrisk.scoring.command import add_score_arguments, check_score_arguments, run_score_job
 from defaultrisk.serving.command import add_serve_arguments, check_serve_arguments, run_serve
@@ -48,6 +49,11 @@ COMMANDS = {
         add_serve_arguments,
         run_serve,
         check_serve_arguments,
+    ),
+    "sign-model": Command(
+        "Approve a model directory for signed scoring: sign its manifest with DEFAULTRISK_MODEL_KEY.",
+        add_sign_arguments,
+        run_sign_model,
     ),
 }
 
