@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 from defaultrisk import drift
 from defaultrisk.fs import delete_path, rename_to_absent
 from defaultrisk.grades import DEFAULT_SCALE
+from defaultrisk.jsondata import write_json
 from defaultrisk.model import save_model
 from defaultrisk.read import read_raw
 from defaultrisk.schema import DEFAULT
@@ -110,7 +111,7 @@ def _write_metrics(model_dir: Path, manifest: dict, result: TrainingResult, samp
     }
     if sampling["mode"] != DRIVER_SAMPLING:
         metrics["sampling"] = sampling
-    (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(model_dir / METRICS_FILE, metrics)
 
 
 def _challengers(result: TrainingResult) -> dict:
