@@ -1,4 +1,4 @@
-"""Typed errors. Each maps to one documented exit code of the jobs (see README, "Exit codes")."""
+"""Typed errors. Each maps to one documented exit code of the jobs (docs/guarantees.md, "Exit codes")."""
 
 from __future__ import annotations
 
