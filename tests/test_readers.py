@@ -1,4 +1,4 @@
-"""docs/outputs.md's reader examples and queries, run as written on a real scored table with its side folders.
+"""The documented reader examples and queries, run as written on a real scored table with its side folders.
 
 The table is written by the scoring job itself (two dates, `--table pd`), so it carries `_runs/`,
 `_rejects/` and `_drift/` beside the date folders; a copied partition under `_staging/` stands for what a
@@ -30,7 +30,8 @@ import score as score_job  # noqa: E402
 # A whole job per test: the second stage of scripts/test.sh.
 pytestmark = pytest.mark.job
 
-README = (REPO / "docs" / "outputs.md").read_text()
+# The reader block and queries are in docs/outputs.md, the run log query in docs/operations.md.
+README = "\n".join((REPO / "docs" / page).read_text() for page in ("outputs.md", "operations.md"))
 DOCUMENTED_PATH = "warehouse/pd"
 # The literals the documented queries use: the table holds these dates and this customer on both.
 TODAY, EARLIER = "2026-11-24", "2026-11-14"
@@ -40,7 +41,7 @@ CUSTOMER = "0b5f0c8e-4f4c-4d2a-9c53-2b8f2c1d7a10"
 def _readme_block(language: str, containing: str) -> str:
     blocks = [b for lang, b in re.findall(r"```(\w+)\n(.*?)```", README, re.DOTALL) if lang == language]
     found = [b for b in blocks if containing in b]
-    assert len(found) == 1, f"expected one {language} block with {containing!r} in docs/outputs.md"
+    assert len(found) == 1, f"expected one {language} block with {containing!r} in the docs"
     return found[0]
 
 
