@@ -157,7 +157,7 @@ def test_the_console_script_fails_a_bad_config_with_exit_2_and_one_reason_line(t
 
 @pytest.mark.slow
 def test_under_spark_submit_the_job_streams_go_to_stdout_and_spark_logs_only_warnings(trained, tmp_path):
-    """spark-submit runs the Python driver with its stderr merged into stdout: the README says so."""
+    """spark-submit runs the Python driver with its stderr merged into stdout: docs/guarantees.md says so."""
     spark_submit = [VENV_BIN / "spark-submit", "--properties-file", "conf/spark-local.conf", "jobs/score.py"]
     argv = ["--input", tmp_path / "in_{snapshot_date}.csv", "--model-dir", trained[0]]
     argv += ["--output", tmp_path / "pd", "--from", "2026-11-23", "--to", "2026-11-24"]
@@ -182,7 +182,7 @@ def test_under_spark_submit_the_job_streams_go_to_stdout_and_spark_logs_only_war
 
 def test_a_stop_from_outside_is_told_whatever_error_it_surfaced_as():
     """py4j answers a Ctrl-C inside a call with a Py4JError; cleanup after a SIGTERM can fail with any
-    error. The stop stays in the chain, and the run log and the exit line name it (README, exit codes)."""
+    error. The stop stays in the chain, and the run log and the exit line name it (docs/guarantees.md)."""
     from py4j.protocol import Py4JError
 
     from defaultrisk.errors import Terminated, stopped_by
