@@ -31,7 +31,7 @@ from sampledata import (
 )
 from sampledata.outcomes import make_outcomes, write_outcomes_csv
 
-from defaultrisk.backtest.pipeline import add_months
+from defaultrisk.dates import add_months
 from defaultrisk.schema import UUID
 
 DEFAULT_DATES = "2026-11-21,2026-11-22,2026-11-23"

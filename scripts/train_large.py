@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import pyarrow.parquet as pq
 # The sample-data generator is not part of the installed package: it lives in the checkout's lib/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
+from benchlib import MemoryWatch
 from sampledata import make_history
 
 from defaultrisk.schema import CATEGORY, CODE, COUNT, DEFAULT, FEATURES, FLAG, UUID
@@ -38,7 +38,6 @@ from defaultrisk.schema import CATEGORY, CODE, COUNT, DEFAULT, FEATURES, FLAG, U
 REPO = Path(__file__).resolve().parents[1]
 GENERATED_MARKER = "_generated.json"  # Parquet readers skip files whose names start with `_`
 ARROW_TYPES = {CATEGORY: pa.string(), FLAG: pa.bool_(), COUNT: pa.int64(), CODE: pa.int64()}
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 POLL_SECONDS = 0.5
 GIB = 1024**3
 
@@ -135,58 +134,6 @@ def spark_sampling_config(path: Path, max_driver_rows: int | None, negative_rate
     return path
 
 
-def process_tree_rss(root: int) -> dict[int, int]:
-    """Resident bytes of `root` and every descendant, by pid (from /proc; vanished processes skipped)."""
-    parents = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
-        tree.update(children)
-        frontier = children
-    rss = {}
-    for pid in tree:
-        try:
-            fields = Path(f"/proc/{pid}/statm").read_text().split()
-        except OSError:
-            continue
-        rss[pid] = int(fields[1]) * PAGE_SIZE
-    return rss
-
-
-class MemoryWatch(threading.Thread):
-    """Polls the process tree's resident memory until the process ends; keeps the peak of the sum."""
-
-    def __init__(self, process: subprocess.Popen):
-        super().__init__(daemon=True)
-        self.process = process
-        self.peak_total = 0
-        self.peak_by_name: dict[str, int] = {}
-
-    def run(self) -> None:
-        while self.process.poll() is None:
-            rss = process_tree_rss(self.process.pid)
-            self.peak_total = max(self.peak_total, sum(rss.values()))
-            for pid, size in rss.items():
-                name = _name(pid)
-                self.peak_by_name[name] = max(self.peak_by_name.get(name, 0), size)
-            time.sleep(POLL_SECONDS)
-
-
-def _name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
-
-
 def run_training(
     data: Path, config: Path, model_dir: Path, log_path: Path
 ) -> tuple[dict, float, MemoryWatch]:
@@ -204,7 +151,7 @@ def run_training(
     started = time.monotonic()
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-        watch = MemoryWatch(process)
+        watch = MemoryWatch(process, POLL_SECONDS)
         watch.start()
         out, _ = process.communicate()
         watch.join()

@@ -12,9 +12,15 @@ from pathlib import Path
 import pytest
 from sampledata import make_history, make_snapshot, write_original_csv
 
-from defaultrisk.config import BaselineConfig, SearchConfig, SelectionConfig, TrainConfig, XGBoostParams
 from defaultrisk.model import load_model
 from defaultrisk.session import build_session
+from defaultrisk.training.config import (
+    BaselineConfig,
+    SearchConfig,
+    SelectionConfig,
+    TrainConfig,
+    XGBoostParams,
+)
 from defaultrisk.training.pipeline import run_train
 
 TESTS = Path(__file__).resolve().parent

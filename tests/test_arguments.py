@@ -17,7 +17,7 @@ def test_a_snapshot_date_is_yyyy_mm_dd_only(tmp_path, capsys, text):
     argv = ["--input", "in.csv", "--model-dir", "m", "--output", str(tmp_path / "out")]
     with pytest.raises(SystemExit) as stopped:
         score_job.main([*argv, "--snapshot-date", text])
-    assert stopped.value.code == 2  # the README's exit code for bad arguments
+    assert stopped.value.code == 2  # the documented exit code for bad arguments
     assert f"not a date (YYYY-MM-DD): '{text}'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

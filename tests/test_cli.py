@@ -100,19 +100,27 @@ def test_a_job_logs_its_application_once_beats_while_it_runs_and_ends_with_the_s
 
 def test_one_parser_per_job_behind_every_entry_point():
     # The console script, `python -m` and the job file print the same options for each job.
-    # The Spark jobs have a spark-submit shim in jobs/; the service its own `python -m` entry point.
-    required = {"train": "--input", "score": "--input", "backtest": "--scored", "serve": "--model-dir"}
+    # The Spark jobs have a spark-submit shim in jobs/; the service its own `python -m` entry point; the
+    # model approval its script in scripts/.
+    required = {
+        "train": "--input",
+        "score": "--input",
+        "backtest": "--scored",
+        "serve": "--model-dir",
+        "sign-model": "--help",
+    }
+    shims = {"serve": ["-m", "defaultrisk.serving"], "sign-model": ["scripts/sign_model.py"]}
     assert set(COMMANDS) == set(required)
     for job in COMMANDS:
         script = _run([VENV_BIN / "defaultrisk", job, "--help"])
         module = _run([sys.executable, "-m", "defaultrisk", job, "--help"])
-        own = [f"jobs/{job}.py"] if job != "serve" else ["-m", "defaultrisk.serving"]
+        own = shims.get(job, [f"jobs/{job}.py"])
         shim = _run([sys.executable, *own, "--help"])
         assert script.returncode == module.returncode == shim.returncode == 0, shim.stderr
         options = [set(re.findall(r"--[a-z-]+", p.stdout)) for p in (script, module, shim)]
         assert options[0] == options[1] == options[2]
         assert required[job] in options[0]
-        assert job == "serve" or "--config" in options[0]
+        assert job in shims or "--config" in options[0]
     listed = _run([VENV_BIN / "defaultrisk", "--help"]).stdout
     assert all(job in listed for job in COMMANDS)
 
@@ -149,7 +157,7 @@ def test_the_console_script_fails_a_bad_config_with_exit_2_and_one_reason_line(t
 
 @pytest.mark.slow
 def test_under_spark_submit_the_job_streams_go_to_stdout_and_spark_logs_only_warnings(trained, tmp_path):
-    """spark-submit runs the Python driver with its stderr merged into stdout: the README says so."""
+    """spark-submit runs the Python driver with its stderr merged into stdout: docs/guarantees.md says so."""
     spark_submit = [VENV_BIN / "spark-submit", "--properties-file", "conf/spark-local.conf", "jobs/score.py"]
     argv = ["--input", tmp_path / "in_{snapshot_date}.csv", "--model-dir", trained[0]]
     argv += ["--output", tmp_path / "pd", "--from", "2026-11-23", "--to", "2026-11-24"]
@@ -174,7 +182,7 @@ def test_under_spark_submit_the_job_streams_go_to_stdout_and_spark_logs_only_war
 
 def test_a_stop_from_outside_is_told_whatever_error_it_surfaced_as():
     """py4j answers a Ctrl-C inside a call with a Py4JError; cleanup after a SIGTERM can fail with any
-    error. The stop stays in the chain, and the run log and the exit line name it (README, exit codes)."""
+    error. The stop stays in the chain, and the run log and the exit line name it (docs/guarantees.md)."""
     from py4j.protocol import Py4JError
 
     from defaultrisk.errors import Terminated, stopped_by

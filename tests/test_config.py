@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from defaultrisk.config import CONF_DIR, XGBoostParams, load_score_config, load_train_config
+from defaultrisk import settings
+from defaultrisk.backtest.config import load_backtest_config
 from defaultrisk.errors import ConfigError
+from defaultrisk.scoring.config import load_score_config
+from defaultrisk.settings import CONF_DIR
+from defaultrisk.training.config import XGBoostParams, load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))
@@ -135,3 +139,10 @@ def test_from_a_checkout_the_defaults_are_the_checkouts_conf():
     assert differ
     loaded = load_train_config().xgboost
     assert {k: getattr(loaded, k) for k in differ} == differ
+
+
+def test_every_room_reads_its_defaults_from_the_one_conf_dir(monkeypatch, tmp_path):
+    """The backtest's defaults come from `CONF_DIR` too: an installed package finds its packaged copy."""
+    (tmp_path / "backtest.toml").write_text("[backtest]\nwindow_months = 7\n")
+    monkeypatch.setattr(settings, "CONF_DIR", tmp_path)
+    assert load_backtest_config().window_months == 7

@@ -17,7 +17,12 @@ from defaultrisk.calibration import (
     fit_platt,
     prior_correction,
 )
-from defaultrisk.config import (
+from defaultrisk.errors import ConfigError, InputError, ModelError
+from defaultrisk.features import feature_matrix
+from defaultrisk.schema import DEFAULT, UUID
+from defaultrisk.training.calibration import compare_calibrations
+from defaultrisk.training.choice import best_result
+from defaultrisk.training.config import (
     BaselineConfig,
     SearchConfig,
     SelectionConfig,
@@ -26,9 +31,6 @@ from defaultrisk.config import (
     XGBoostParams,
     load_train_config,
 )
-from defaultrisk.errors import ConfigError, InputError, ModelError
-from defaultrisk.features import feature_matrix
-from defaultrisk.schema import DEFAULT, UUID
 from defaultrisk.training.fit import fit
 from defaultrisk.training.metrics import oracle_comparison, probability_metrics, reliability_table
 from defaultrisk.training.resampling import (
@@ -44,8 +46,6 @@ from defaultrisk.training.selection import (
     CVRows,
     CVRun,
     _FoldRun,
-    best_result,
-    compare_calibrations,
     compare_strategies,
     cross_validate,
     stratified_folds,

@@ -8,7 +8,11 @@ from sampledata import make_history
 from scipy.stats import beta, ks_2samp
 from sklearn.metrics import roc_auc_score
 
-from defaultrisk.config import (
+from defaultrisk.errors import ConfigError
+from defaultrisk.features import feature_matrix
+from defaultrisk.schema import DEFAULT, FEATURE_NAMES
+from defaultrisk.training.choice import best_result, clearly_better
+from defaultrisk.training.config import (
     BaselineConfig,
     SearchConfig,
     SelectionConfig,
@@ -16,14 +20,11 @@ from defaultrisk.config import (
     XGBoostParams,
     load_train_config,
 )
-from defaultrisk.errors import ConfigError
-from defaultrisk.features import feature_matrix
-from defaultrisk.schema import DEFAULT, FEATURE_NAMES
 from defaultrisk.training.fit import fit
 from defaultrisk.training.metrics import jeffreys_interval, probability_metrics, reliability_table
 from defaultrisk.training.monotone import count_violations, sweep_grid
 from defaultrisk.training.resampling import Strategy
-from defaultrisk.training.selection import CVResult, best_result, clearly_better, train_booster
+from defaultrisk.training.selection import CVResult, train_booster
 
 SEED = 11
 QUICK = XGBoostParams(n_estimators=60, max_depth=3, learning_rate=0.2, nthread=1)

@@ -8,7 +8,9 @@ refused before anything is read.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -173,3 +175,31 @@ def test_with_a_model_key_set_only_models_signed_with_it_score(
         read_checked_model(model_dir)
     monkeypatch.delenv(MODEL_KEY_ENV)
     assert read_checked_model(model_dir)[1]["model_version"] == manifest["model_version"]
+
+
+def test_the_sign_model_command_approves_a_model_that_then_scores_signed(
+    spark, trained, snapshot, tmp_path, capsys, monkeypatch
+):
+    """`defaultrisk sign-model`, run as an approver runs it, signs a real model that scoring then takes."""
+    model_dir = tmp_path / "model"
+    copy_model(trained[0], model_dir, lambda manifest, folder: None, restamp=False)
+    env = {**os.environ, MODEL_KEY_ENV: "the approver's key"}
+    command = [sys.executable, "-m", "defaultrisk", "sign-model", str(model_dir)]
+
+    def run(environment: dict) -> subprocess.CompletedProcess:
+        return subprocess.run(command, check=False, env=environment, capture_output=True, text=True)
+
+    signed = run(env)
+    assert signed.returncode == 0, signed.stderr[-2000:]
+    version = json.loads((model_dir / "manifest.json").read_text())["model_version"]
+    assert signed.stdout.strip() == f"signed {model_dir} ({version})"
+    unkeyed = run({k: v for k, v in env.items() if k != MODEL_KEY_ENV})
+    assert unkeyed.returncode == 2 and "DEFAULTRISK_MODEL_KEY is not set" in unkeyed.stderr
+
+    monkeypatch.setenv(MODEL_KEY_ENV, "the approver's key")
+    code, summary, err = _score(spark, capsys, model_dir, snapshot[0], tmp_path / "run")
+    assert code == 0, err[-2000:]
+    assert summary["model_version"] == version
+    monkeypatch.setenv(MODEL_KEY_ENV, "another key")
+    with pytest.raises(ModelError, match="signature does not match"):
+        read_checked_model(model_dir)

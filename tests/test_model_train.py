@@ -9,7 +9,6 @@ import pytest
 from sampledata import make_history
 
 from defaultrisk.calibration import check_calibration, prior_correction
-from defaultrisk.config import CALIBRATION_METHODS, ThresholdRule
 from defaultrisk.errors import ModelError
 from defaultrisk.features import feature_matrix
 from defaultrisk.model import (
@@ -21,6 +20,7 @@ from defaultrisk.model import (
     read_checked_model,
 )
 from defaultrisk.schema import DEFAULT
+from defaultrisk.training.config import CALIBRATION_METHODS, ThresholdRule
 from defaultrisk.training.fit import fit
 from defaultrisk.training.resampling import undersample
 from defaultrisk.training.threshold import choose_threshold

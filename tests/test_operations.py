@@ -150,7 +150,7 @@ def test_table_is_registered_and_a_date_filter_prunes_partitions(
     assert spark.table("pd_ops_test_runs").count() == 3
     assert spark.table("pd_ops_test_rejects").where(f"snapshot_date = '{DATES[0]}'").count() == 2
 
-    # The README's example queries, as written there.
+    # docs/outputs.md's example queries, as written there.
     today = spark.sql(
         "SELECT uuid, pd, reason_codes FROM pd_ops_test "
         f"WHERE snapshot_date = DATE'{DATES[2]}' AND is_high_risk ORDER BY pd DESC"

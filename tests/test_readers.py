@@ -1,8 +1,8 @@
-"""The README's reader examples and queries, run as written on a real scored table with its side folders.
+"""The documented reader examples and queries, run as written on a real scored table with its side folders.
 
 The table is written by the scoring job itself (two dates, `--table pd`), so it carries `_runs/`,
 `_rejects/` and `_drift/` beside the date folders; a copied partition under `_staging/` stands for what a
-run that died before its swap leaves. Each README block runs with only the table's path replaced.
+run that died before its swap leaves. Each documented block runs with only the table's path replaced.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import score as score_job  # noqa: E402
 # A whole job per test: the second stage of scripts/test.sh.
 pytestmark = pytest.mark.job
 
-README = (REPO / "README.md").read_text()
+# The reader block and queries are in docs/outputs.md, the run log query in docs/operations.md.
+README = "\n".join((REPO / "docs" / page).read_text() for page in ("outputs.md", "operations.md"))
 DOCUMENTED_PATH = "warehouse/pd"
-# The literals the README's queries use: the table holds these dates and this customer on both.
+# The literals the documented queries use: the table holds these dates and this customer on both.
 TODAY, EARLIER = "2026-11-24", "2026-11-14"
 CUSTOMER = "0b5f0c8e-4f4c-4d2a-9c53-2b8f2c1d7a10"
 
@@ -40,12 +41,12 @@ CUSTOMER = "0b5f0c8e-4f4c-4d2a-9c53-2b8f2c1d7a10"
 def _readme_block(language: str, containing: str) -> str:
     blocks = [b for lang, b in re.findall(r"```(\w+)\n(.*?)```", README, re.DOTALL) if lang == language]
     found = [b for b in blocks if containing in b]
-    assert len(found) == 1, f"expected one {language} block with {containing!r} in README.md"
+    assert len(found) == 1, f"expected one {language} block with {containing!r} in the docs"
     return found[0]
 
 
 def _snapshot_with_customer(frame, info, path: Path) -> None:
-    """The snapshot with one scored row given the README's customer uuid."""
+    """The snapshot with one scored row given the documented customer uuid."""
     frame = frame.copy()
     row = next(i for i in range(len(frame)) if i not in set(info["rejected_rows"]))
     frame.iat[row, frame.columns.get_loc("uuid")] = CUSTOMER
@@ -75,7 +76,7 @@ def table(spark, trained, snapshot, tmp_path_factory) -> tuple[Path, list[dict]]
 
 
 def _run_readme_python(block: str, output: Path, spark) -> dict:
-    """Execute a README Python block as written, on this table; return the names it defined."""
+    """Execute a documented Python block as written, on this table; return the names it defined."""
     names = {"spark": spark}
     exec(block.replace(DOCUMENTED_PATH, str(output)), names)
     return names
@@ -93,7 +94,7 @@ def test_the_table_has_the_side_folders_a_naive_reader_trips_on(table):
         "_drift",
         "_staging",
     }
-    # The glob the README used to show reads _runs/ too, and DuckDB refuses the table.
+    # The glob the docs used to show reads _runs/ too, and DuckDB refuses the table.
     with pytest.raises(duckdb.Error, match="Hive partition"):
         duckdb.sql(f"SELECT * FROM read_parquet('{output}/*/*.parquet', hive_partitioning = true)").fetchall()
 

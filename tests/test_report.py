@@ -9,8 +9,14 @@ import pytest
 from matplotlib.image import imread
 from sampledata import make_history
 
-from defaultrisk.config import BaselineConfig, SearchConfig, SelectionConfig, TrainConfig, XGBoostParams
 from defaultrisk.schema import DEFAULT, UUID
+from defaultrisk.training.config import (
+    BaselineConfig,
+    SearchConfig,
+    SelectionConfig,
+    TrainConfig,
+    XGBoostParams,
+)
 from defaultrisk.training.fit import fit
 from defaultrisk.training.report import (
     IMPORTANCE_PLOT,

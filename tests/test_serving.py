@@ -296,7 +296,7 @@ def test_a_tampered_model_is_refused_before_listening(trained, tmp_path):
 
 def test_reason_rows_all_names_reasons_for_every_customer(trained, job_run):
     """`--reason-rows all`: every customer gets reasons, the high-risk ones the same as by default."""
-    from defaultrisk.serving.command import Reasons
+    from defaultrisk.serving.options import Reasons
     from defaultrisk.serving.request import customers_table
     from defaultrisk.serving.scorer import Scorer
 

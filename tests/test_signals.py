@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 ROWS = 60_000  # enough that the scoring stage is still running when the signal arrives
 DATE = "2026-11-21"
 SCORING_STARTED = "read and checked for duplicates in"  # logged just before the rows are scored
-# The README's exit codes: 128 + the signal's number.
+# The documented exit codes (docs/guarantees.md): 128 + the signal's number.
 DOCUMENTED = {signal.SIGINT: (130, "interrupted (Ctrl-C)"), signal.SIGTERM: (143, "terminated (SIGTERM)")}
 
 

@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from defaultrisk.calibration import apply_calibration, check_calibration, logit, prior_correction
-from defaultrisk.config import ThresholdRule, load_train_config
 from defaultrisk.errors import ConfigError, ModelError
 from defaultrisk.features import feature_matrix
 from defaultrisk.model import load_model
 from defaultrisk.schema import DEFAULT, UUID
+from defaultrisk.training.config import ThresholdRule, load_train_config
 from defaultrisk.training.metrics import evaluate, probability_metrics, reliability_table
 from defaultrisk.training.pipeline import run_train
 from defaultrisk.training.resampling import (

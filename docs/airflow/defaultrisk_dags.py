@@ -33,7 +33,7 @@ RESULTS = "/exports/pd/{snapshot_date}/results.csv"
 # One slot: the nightly run and a backfill never write the same table at the same time.
 POOL = "defaultrisk_pd_table"
 
-# The jobs' exit codes (README, "Exit codes") and what the scheduler does with each.
+# The jobs' exit codes (docs/guarantees.md, "Exit codes") and what the scheduler does with each.
 LOOK_AT_IT = {6: "drift above the PSI limit", 7: "partial: dates left unscored"}  # written: succeed
 FIX_FIRST = {2: "bad arguments or config", 3: "input", 4: "model"}  # a retry fails the same way
 # Anything else (1 unexpected, 5 output not written, 9 the date locked by another run, 130/143 stopped)

@@ -1,4 +1,4 @@
-"""Typed errors. Each maps to one documented exit code of the jobs (see README, "Exit codes")."""
+"""Typed errors. Each maps to one documented exit code of the jobs (docs/guarantees.md, "Exit codes")."""
 
 from __future__ import annotations
 
@@ -95,3 +95,16 @@ def stopped_by(exc: BaseException | None) -> str | None:
             return TERMINATED
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (of its root cause in the JVM for a Py4J error), or its type."""
+    java = getattr(exc, "java_exception", None)  # a Py4J error: the JVM exception says what happened
+    if java is not None:
+        cause = java
+        while cause.getCause() is not None:
+            cause = cause.getCause()
+        text = str(cause.toString()).strip()
+    else:
+        text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -10,7 +10,7 @@ import os
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.errors import OutputError
+from defaultrisk.errors import OutputError, first_line
 
 
 def filesystem(spark: SparkSession, path: str):
@@ -201,18 +201,6 @@ def publish_folder(spark: SparkSession, local: str, target: str) -> None:
     fs.delete(jtarget, True)
     if not fs.rename(staged, jtarget):
         raise OutputError(f"cannot move {staged} to {target}")
-
-
-def first_line(exc: Exception) -> str:
-    java = getattr(exc, "java_exception", None)  # a Py4J error: the JVM exception says what happened
-    if java is not None:
-        cause = java
-        while cause.getCause() is not None:
-            cause = cause.getCause()
-        text = str(cause.toString()).strip()
-    else:
-        text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def io_failure(exc: Exception) -> str | None:

@@ -25,7 +25,7 @@ import xgboost as xgb
 
 from defaultrisk import __version__
 from defaultrisk.calibration import apply_calibration, check_calibration
-from defaultrisk.errors import ModelError
+from defaultrisk.errors import ModelError, first_line
 from defaultrisk.features import xgb_feature_types
 from defaultrisk.schema import FEATURE_NAMES, FEATURES, feature_spec
 from defaultrisk.treeshap import TreeExplainer, Unsupported
@@ -109,7 +109,7 @@ class ScoringModel:
         try:
             booster.load_model(bytearray(payload.model_bytes))
         except xgb.core.XGBoostError as exc:
-            raise ModelError(f"model file is not a valid XGBoost model: {str(exc).splitlines()[0]}") from exc
+            raise ModelError(f"model file is not a valid XGBoost model: {first_line(exc)}") from exc
         if nthread is not None:
             booster.set_param({"nthread": nthread})
         return cls(booster, payload.version, payload.threshold, payload.calibration)

@@ -11,7 +11,7 @@ from pathlib import Path
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
-from defaultrisk.config import CONF_DIR
+from defaultrisk.settings import CONF_DIR
 
 log = logging.getLogger(__name__)
 LOCAL_PROPERTIES = CONF_DIR / "spark-local.conf"

@@ -3,19 +3,61 @@
 A field made by `setting` (or `choice`, `whole`, `fraction`, ...) carries what its value must be; the
 checks convert each value to the field's declared type (a boolean is not a number, a string is not a
 number, a whole number is a number) and collect every problem, so that one `ConfigError` names them all.
+
+Every room reads its TOML file through `read_toml`, which finds the shipped defaults in `CONF_DIR`: the
+checkout's `conf/`, or the copy built into the installed package.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import field
 from datetime import date, datetime
+from pathlib import Path
 
 from defaultrisk.errors import ConfigError
+
+
+def _conf_dir() -> Path:
+    """The checkout's `conf/` when the package runs from a checkout; else the copy built into the package.
+
+    `setup.py` copies `conf/` into the wheel (`defaultrisk/conf/`), so there is one source and an
+    installed package or a cluster-mode driver reads the same defaults as the checkout.
+    """
+    here = Path(__file__).resolve()
+    checkout_conf = here.parents[2] / "conf"
+    if here.parents[1].name == "lib" and checkout_conf.is_dir():
+        return checkout_conf
+    return here.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
+INPUT_FORMATS = ("auto", "csv", "parquet")
+
+
+def read_toml(path: Path | None, default_name: str) -> tuple[str, dict]:
+    """The file's name and its contents; the shipped default when no path is given."""
+    if path is None:
+        path = CONF_DIR / default_name
+        if not path.exists():
+            return "built-in defaults", {}
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with path.open("rb") as fh:
+            return str(path), tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def as_dict(cfg) -> dict:
+    """The effective config as plain data, for the start-of-run log line and the manifest."""
+    return dataclasses.asdict(cfg)
 
 
 def setting(default, must: str, ok: Callable[[object], bool]):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from defaultrisk.backtest.pipeline import add_months
+from defaultrisk.dates import add_months
 
 
 def make_outcomes(

@@ -9,6 +9,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from defaultrisk.backtest.config import load_backtest_config
+from defaultrisk.runner import run_job
 from defaultrisk.scoring.command import snapshot_date as _date
 
 
@@ -52,6 +53,5 @@ def run_backtest_job(args: argparse.Namespace, spark: SparkSession | None = None
     }
     # A configured test that failed exits 8 (errors.warning_exit); the summary is printed all the same.
     from defaultrisk.backtest.pipeline import run_backtest
-    from defaultrisk.cli import run_job
 
     return run_job("backtest", lambda: load_backtest_config(args.config, **overrides), run_backtest, spark)

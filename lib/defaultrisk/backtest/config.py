@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 
 from defaultrisk.errors import ConfigError
+from defaultrisk.settings import read_toml
 
-CONF_FILE = Path(__file__).resolve().parents[3] / "conf" / "backtest.toml"
 OUTCOME_FORMATS = ("auto", "csv", "parquet")
 # The tests a run can be failed on (exit 8), each at `significance`:
 JEFFREYS = "jeffreys"  # the snapshot's mean pd is too low for its defaults (Jeffreys p-value)
@@ -50,7 +49,7 @@ class BacktestConfig:
 
 def load_backtest_config(path: Path | None = None, **overrides) -> BacktestConfig:
     """Read `conf/backtest.toml` (or `path`) and apply the command line's values (None: not given)."""
-    raw = _read(path)
+    _, raw = read_toml(path, "backtest.toml")
     section = dict(raw.pop("backtest", {}))
     if raw:
         raise ConfigError(f"unknown section(s) in backtest config: {', '.join(sorted(raw))}")
@@ -64,20 +63,6 @@ def load_backtest_config(path: Path | None = None, **overrides) -> BacktestConfi
     cfg = BacktestConfig(**values)
     _check(cfg)
     return cfg
-
-
-def _read(path: Path | None) -> dict:
-    if path is None:
-        if not CONF_FILE.exists():
-            return {}
-        path = CONF_FILE
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
 def _check(cfg: BacktestConfig) -> None:
@@ -94,3 +79,15 @@ def _check(cfg: BacktestConfig) -> None:
         raise ConfigError(f"outcomes_format must be one of {', '.join(OUTCOME_FORMATS)}")
     if cfg.migration and cfg.migration[0] >= cfg.migration[1]:
         raise ConfigError(f"--migration: FROM ({cfg.migration[0]}) must be before TO ({cfg.migration[1]})")
+
+
+def check_paths(cfg: BacktestConfig) -> None:
+    """The inputs are given and the output overwrites neither, nor sits among the table's dates."""
+    for name, value in (("--scored", cfg.scored_path), ("--outcomes", cfg.outcomes_path)):
+        if not value:
+            raise ConfigError(f"{name} is required")
+    out, scored = cfg.effective_output.rstrip("/"), cfg.scored_path.rstrip("/")
+    if out == scored or out.startswith(cfg.outcomes_path.rstrip("/") + "/") or out == cfg.outcomes_path:
+        raise ConfigError(f"--output {out} would overwrite an input")
+    if out.startswith(scored + "/") and not out[len(scored) + 1 :].startswith("_"):
+        raise ConfigError(f"--output {out} inside the scored table must be a folder starting with _")

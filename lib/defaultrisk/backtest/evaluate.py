@@ -7,10 +7,14 @@ grade concentration. `tests_failed` names each test rejected at the significance
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
-from defaultrisk.backtest import stats
+from pyspark.sql import DataFrame
+
+from defaultrisk.backtest import measures, stats
 from defaultrisk.backtest.config import (
     AUC_DROP,
     BINOMIAL_TOO_HIGH,
@@ -18,9 +22,14 @@ from defaultrisk.backtest.config import (
     BINOMIAL_TWO_SIDED,
     JEFFREYS,
     JEFFREYS_GRADE,
+    BacktestConfig,
 )
 from defaultrisk.backtest.measures import DEFAULTED_BEFORE, NO_GRADE, OUTCOME_REJECTED
+from defaultrisk.backtest.outcomes import outcome_keys
+from defaultrisk.errors import ModelError
 from defaultrisk.grades import MasterScale
+from defaultrisk.model import MANIFEST_FILE
+from defaultrisk.schema import SNAPSHOT_DATE
 
 PORTFOLIO_LABEL = "all"
 FAILED_STATUS = "tests_failed"
@@ -161,3 +170,44 @@ def _summed(counts: list[dict]) -> set[str]:
 
 def _rejected(p_value: float, significance: float) -> bool:
     return math.isfinite(p_value) and p_value < significance
+
+
+def load_manifests(model_dirs: tuple[str, ...]) -> dict[str, dict]:
+    """Each model's manifest by its model_version."""
+    manifests = {}
+    for model_dir in model_dirs:
+        path = Path(model_dir) / MANIFEST_FILE
+        try:
+            manifest = json.loads(path.read_text())
+            manifests[manifest["model_version"]] = manifest
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"cannot read a model manifest at {path}: {exc}") from exc
+    return manifests
+
+
+def auc_reference(manifest: dict) -> float | None:
+    """The hold-out ROC AUC the manifest recorded at training, if any."""
+    value = manifest.get("metrics", {}).get("holdout", {}).get("roc_auc")
+    return float(value) if value is not None else None
+
+
+def figures(graded: DataFrame, validated: DataFrame, snapshots: list, cfg: BacktestConfig) -> list[dict]:
+    """Per snapshot and grade: the Spark aggregates, then the figures."""
+    if not snapshots:
+        return []
+    spark = graded.sparkSession
+    windows = spark.createDataFrame(
+        [(s.snapshot_date, s.window_end) for s in snapshots],
+        f"{SNAPSHOT_DATE} date, {measures.WINDOW_END} date",
+    )
+    labelled = measures.labelled_rows(graded, outcome_keys(validated), windows).cache()
+    try:
+        counts = measures.grade_counts(labelled)
+        sums = measures.discrimination(labelled)
+    finally:
+        labelled.unpersist()
+    rows = []
+    for snap in snapshots:
+        mine = [c for c in counts if c[SNAPSHOT_DATE] == snap.snapshot_date]
+        rows.extend(snapshot_rows(snap, mine, sums.get(snap.snapshot_date), cfg))
+    return rows

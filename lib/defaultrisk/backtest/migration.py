@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import numpy as np
@@ -9,11 +10,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from defaultrisk.backtest import stats
+from defaultrisk.backtest.config import BacktestConfig
 from defaultrisk.backtest.measures import GRADE
 from defaultrisk.errors import InputError
 from defaultrisk.grades import MasterScale
 from defaultrisk.schema import SNAPSHOT_DATE, UUID
 
+log = logging.getLogger(__name__)
 ABSENT = 0  # row/column 0 of the matrix: not in that snapshot (new customers, customers gone)
 
 
@@ -73,3 +76,16 @@ def migration(graded: DataFrame, first: date, second: date, scale: MasterScale) 
 def _concentration(counts) -> dict:
     index, normalised = stats.herfindahl(counts)
     return {"index": index, "normalised": normalised, "per_grade": [int(c) for c in counts]}
+
+
+def configured_migration(graded: DataFrame, cfg: BacktestConfig, versions: dict, scales: dict) -> dict | None:
+    """The migration matrix between `--migration`'s two dates, or None when not asked."""
+    if not cfg.migration:
+        return None
+    missing = [d.isoformat() for d in cfg.migration if d not in versions]
+    if missing:
+        raise InputError(f"--migration: no snapshot {', '.join(missing)} in the scored table")
+    first, second = cfg.migration
+    if scales[versions[first]] != scales[versions[second]]:
+        log.warning("migration %s -> %s: the two dates' models have different master scales", first, second)
+    return migration(graded, first, second, scales[versions[second]])

@@ -7,7 +7,7 @@ format (`;`, `NA`) or Parquet (text, date or timestamp columns).
 Coverage, decided once per run: `--observed-until` if given, else the `observed_until` column, which
 must then hold one date on every valid row. A scored customer without an outcome record counts as a
 non-defaulter for a snapshot only if that date is on or after the end of the snapshot's performance
-window; otherwise the snapshot is not backtested (see `pipeline.window_status`). With neither, the run
+window; otherwise the snapshot is not backtested (see `window_status`). With neither, the run
 stops (exit 2): absence of a record proves nothing without a declared coverage.
 
 Every row comes out valid or rejected with a `reason` (`column: problem`, joined by `; `). A customer
@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from defaultrisk.dates import add_months
 from defaultrisk.errors import ConfigError, InputError
 from defaultrisk.read import read_raw
 from defaultrisk.schema import RAW_LINE, REASON, UUID, UUID_PATTERN
@@ -161,3 +162,18 @@ def summarise(validated: DataFrame, observed_until: date | None) -> dict:
         "defaults": counts["defaults"],
         OBSERVED_UNTIL: observed_until,
     }
+
+
+BACKTESTED = "backtested"
+WINDOW_OPEN = "window_open"  # the performance window has not ended by the as-of date
+OUTCOMES_INCOMPLETE = "outcomes_incomplete"  # the outcomes do not cover the whole window
+
+
+def window_status(day: date, months: int, as_of: date, observed_until: date) -> tuple[str, date]:
+    """Whether a snapshot can be backtested, and the last day of its window."""
+    end = add_months(day, months)
+    if end >= as_of:
+        return WINDOW_OPEN, end
+    if end > observed_until:
+        return OUTCOMES_INCOMPLETE, end
+    return BACKTESTED, end

@@ -12,7 +12,6 @@ with the scoring job's rename swap: a run that fails before the swap leaves ever
 from __future__ import annotations
 
 import csv
-import json
 import math
 import tempfile
 from datetime import UTC, date, datetime
@@ -25,8 +24,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
-from defaultrisk.errors import OutputError
+from defaultrisk.errors import OutputError, first_line
 from defaultrisk.fs import publish_folder
+from defaultrisk.jsondata import plain, write_json
 from defaultrisk.scoring.staging import (
     STAGING_DIR,
     StagedPartition,
@@ -51,21 +51,6 @@ tests_failed array<string>, model_version string, window_end date, run_id string
 backtested_at timestamp, significance double
 """
 TABLE_COLUMNS = tuple(part.split()[0] for part in TABLE_DDL.split(","))
-
-
-def plain(value):
-    """A value as JSON has it: NaN as null, dates as text, numpy numbers as Python numbers."""
-    if isinstance(value, float | np.floating):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
 
 
 def _cell(value):
@@ -121,16 +106,16 @@ def _stage_rejects(rejects: DataFrame, root: str, run_id: str) -> StagedPartitio
     try:
         rejects.coalesce(1).write.mode("errorifexists").parquet(target)
     except Exception as exc:  # a Py4J error carrying the file system's message
-        raise OutputError(f"cannot write {target}: {str(exc).splitlines()[0]}") from exc
+        raise OutputError(f"cannot write {target}: {first_line(exc)}") from exc
     return StagedPartition(root, f"{run_id}/rejects", f"{root}/{REJECTS}", target)
 
 
 def _write_report(folder: Path, rows: list[dict], summary: dict, plots: bool) -> None:
-    (folder / "summary.json").write_text(json.dumps(plain(summary), indent=2, sort_keys=True) + "\n")
+    write_json(folder / "summary.json", summary, sort_keys=True)
     moved = summary.get("migration")
     if moved:
         stem = f"migration_{moved['from']}_{moved['to']}"
-        (folder / f"{stem}.json").write_text(json.dumps(plain(moved), indent=2) + "\n")
+        write_json(folder / f"{stem}.json", moved)
         with (folder / f"{stem}.csv").open("w", newline="") as fh:
             writer = csv.writer(fh, delimiter=";")
             writer.writerow(["grade_from", *[f"to_{label}" for label in moved["labels"]]])
@@ -207,3 +192,17 @@ def _plot_auc(portfolio: list[dict], path: Path) -> None:
     fig.autofmt_xdate()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+_SUMMARY_FIELDS = (
+    "snapshot_date", "model_version", "window_end", "customers", "expected_defaults", "observed_defaults",
+    "mean_pd", "observed_rate", "jeffreys_lower", "jeffreys_upper", "jeffreys_p_value",
+    "binomial_p_too_low", "binomial_p_too_high", "calibration_ratio", "brier", "roc_auc", "gini",
+    "roc_auc_reference", "roc_auc_change", "auc_drop_p_value", "herfindahl", "herfindahl_normalised",
+    "excluded_defaulted_before", "excluded_outcome_rejected", "excluded_no_grade", "tests_failed",
+)  # fmt: skip
+
+
+def snapshot_summary(row: dict) -> dict:
+    """A portfolio row's figures for the JSON summary."""
+    return {k: plain(row.get(k)) for k in _SUMMARY_FIELDS}

@@ -9,10 +9,10 @@ from datetime import date
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.config import ScoreConfig, for_date
 from defaultrisk.errors import InputError
 from defaultrisk.fs import path_exists
 from defaultrisk.model import CheckedModel, read_checked_model
+from defaultrisk.scoring.config import ScoreConfig, for_date
 from defaultrisk.scoring.run import log_failed_date, logged_run
 from defaultrisk.scoring.runlog import FAILED, runs_path
 from defaultrisk.scoring.staging import partition_path

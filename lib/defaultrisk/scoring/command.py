@@ -9,7 +9,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.config import INPUT_FORMATS, load_score_config
+from defaultrisk.runner import run_job
+from defaultrisk.scoring.config import load_score_config
+from defaultrisk.settings import INPUT_FORMATS
 
 DATE_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -92,7 +94,6 @@ def run_score_job(args: argparse.Namespace, spark: SparkSession | None = None) -
     }
     if args.input_format:
         overrides["input_format"] = args.input_format
-    from defaultrisk.cli import run_job  # the job wrapper imports this module to list the commands
     from defaultrisk.scoring.pipeline import run_score
 
     return run_job("score", lambda: load_score_config(args.config, **overrides), run_score, spark)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -20,7 +19,6 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from defaultrisk.config import ScoreConfig
 from defaultrisk.drift import (
     ACT,
     ACT_ABOVE,
@@ -35,7 +33,9 @@ from defaultrisk.drift import (
     over_limit,
 )
 from defaultrisk.fs import publish_folder
+from defaultrisk.jsondata import plain
 from defaultrisk.schema import DEFAULT, FEATURE_NAMES, MODEL_VERSION, PD, SNAPSHOT_DATE
+from defaultrisk.scoring.config import ScoreConfig
 from defaultrisk.scoring.staging import partition_path
 from defaultrisk.validate import validate
 
@@ -46,25 +46,12 @@ DRIFT_SAMPLE_ROWS = 200_000  # plenty for PSI over ten-odd bins; bounds the drif
 DRIFT_SEED = 17
 
 
-def _plain(value):
-    """JSON-ready: numpy scalars as Python numbers, NaN as null."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def summarize(table: pd.DataFrame, limit: float | None) -> dict:
     """The few numbers a run summary carries: largest PSI, pd's PSI, columns per band, over the limit."""
     known = table[~table["psi"].isna()]
     top = known.iloc[0] if len(known) else None
     pd_rows = table[table["feature"] == PD]
-    return _plain(
+    return plain(
         {
             "max_psi": float(top["psi"]) if top is not None else None,
             "max_psi_feature": str(top["feature"]) if top is not None else None,
@@ -149,7 +136,7 @@ def write_drift_report(
         "over_limit": summary["over_limit"],
         "bands": summary["bands"],
         "share_floor": SHARE_FLOOR,
-        "columns": _plain(table.to_dict(orient="records")),
+        "columns": plain(table.to_dict(orient="records")),
     }
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     _replace(directory / DRIFT_JSON, lambda p: p.write_text(text, encoding="utf-8"))

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.config import DATE_PLACEHOLDER, ScoreConfig, for_date
 from defaultrisk.errors import ConfigError
 from defaultrisk.fs import kind, qualified
+from defaultrisk.scoring.config import DATE_PLACEHOLDER, ScoreConfig, for_date
 
 # Folders the job itself keeps under a table's root: nothing else may live in them.
 RESERVED = frozenset({"_staging", "_trash", "_runs", "_drift", "_locks", "_journal", "_SUCCESS"})

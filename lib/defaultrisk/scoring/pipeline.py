@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.config import ScoreConfig, for_date
 from defaultrisk.errors import DefaultRiskError, InputError
 from defaultrisk.model import CheckedModel, load_checked
 from defaultrisk.scoring.backfill import OK, backfill, for_day, plan
 from defaultrisk.scoring.catalog import register_tables
+from defaultrisk.scoring.config import ScoreConfig, for_date
 from defaultrisk.scoring.paths import check_paths
 from defaultrisk.scoring.run import log_failed_date, logged_run
 from defaultrisk.scoring.udf import check_executor_libraries

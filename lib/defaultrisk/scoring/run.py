@@ -21,7 +21,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from defaultrisk import __version__
-from defaultrisk.config import ScoreConfig, as_dict
 from defaultrisk.errors import OutputError, stopped_by
 from defaultrisk.fs import kind
 from defaultrisk.grades import grade_column, scale_from_manifest
@@ -29,9 +28,11 @@ from defaultrisk.model import CheckedModel
 from defaultrisk.read import read_raw
 from defaultrisk.schema import GRADE, IS_HIGH_RISK, MODEL_VERSION, PD, REASON, REASON_CODES, SCORED_AT, UUID
 from defaultrisk.scoring import journal, runlog, staging
+from defaultrisk.scoring.config import ScoreConfig
 from defaultrisk.scoring.drift_report import drift_report
 from defaultrisk.scoring.lock import date_lock
 from defaultrisk.scoring.udf import check_and_score
+from defaultrisk.settings import as_dict
 from defaultrisk.validate import SKIPPED, duplicate_keys, known_columns, rejected_rows
 
 log = logging.getLogger(__name__)

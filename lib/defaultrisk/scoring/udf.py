@@ -12,7 +12,7 @@ from pyspark.sql import types as T
 
 from defaultrisk import sql
 from defaultrisk.checks import RAW, RAW_COLUMNS, SKIPPED
-from defaultrisk.errors import ModelError
+from defaultrisk.errors import ModelError, first_line
 from defaultrisk.model import ModelPayload, ScoringModel
 from defaultrisk.schema import IS_HIGH_RISK, PD, REASON, REASON_CODES, UUID
 from defaultrisk.scoring.core import check_and_score_batch
@@ -39,7 +39,7 @@ def check_executor_libraries(spark: SparkSession) -> None:
             spark.sparkContext.parallelize(range(slots), slots).map(lambda _: xgboost_version()).collect()
         )
     except Exception as exc:  # a Py4J error wrapping the executor's own
-        raise ModelError(f"cannot load XGBoost on the executors: {str(exc).strip().splitlines()[0]}") from exc
+        raise ModelError(f"cannot load XGBoost on the executors: {first_line(exc)}") from exc
     if found != {xgb.__version__}:
         raise ModelError(
             f"executors run XGBoost {', '.join(sorted(found))} but the driver runs {xgb.__version__}: "

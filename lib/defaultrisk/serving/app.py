@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 
 from defaultrisk import __version__
 from defaultrisk.serving import openapi
-from defaultrisk.serving.command import MAX_BATCH, MAX_BODY_BYTES, SHIPPED_REASONS, Reasons
+from defaultrisk.serving.options import MAX_BATCH, MAX_BODY_BYTES, SHIPPED_REASONS, Reasons
 from defaultrisk.serving.request import BadRequest, check_shape, customers_table, parse_json
 from defaultrisk.serving.scorer import Scorer, problems
 

@@ -7,37 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 
 from defaultrisk.errors import EXIT_MODEL, EXIT_OK, EXIT_USAGE, ModelError
 from defaultrisk.schema import FEATURES
-
-MAX_BATCH = 1000
-MAX_BODY_BYTES = 4 * 1024 * 1024
-REASON_CODES = 3
-REASON_ROWS = ("high_risk", "all")
-
-
-@dataclass(frozen=True)
-class Reasons:
-    """How many reason codes to name, and for whom: "high_risk" (as the nightly job ships: the
-    customers at or above the threshold; the others' `reason_codes` are null) or "all"."""
-
-    codes: int = REASON_CODES
-    rows: str = "high_risk"
-
-
-SHIPPED_REASONS = Reasons()
-
-
-@dataclass(frozen=True)
-class Options:
-    """How the service answers: reason codes, request limits, and its number of worker processes."""
-
-    reasons: Reasons = SHIPPED_REASONS
-    max_batch: int = MAX_BATCH
-    max_body_bytes: int = MAX_BODY_BYTES
-    workers: int = 1
+from defaultrisk.serving.options import MAX_BATCH, MAX_BODY_BYTES, REASON_CODES, REASON_ROWS, Options, Reasons
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:

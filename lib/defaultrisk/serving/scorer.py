@@ -24,7 +24,7 @@ from defaultrisk.schema import (
 )
 from defaultrisk.schema_rules import REASON_SEPARATOR
 from defaultrisk.scoring.core import score_matrix
-from defaultrisk.serving.command import Reasons
+from defaultrisk.serving.options import Reasons
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from uvicorn.supervisors import Multiprocess
 
 from defaultrisk.model import load_checked
 from defaultrisk.serving.app import create_app
-from defaultrisk.serving.command import Options
+from defaultrisk.serving.options import Options
 
 ONE = Options()  # one worker, reason codes as shipped, the default limits
 

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 
-from defaultrisk.config import TrainConfig
+import numpy as np
+
+from defaultrisk.training.config import TrainConfig
+from defaultrisk.training.metrics import LOWER_IS_BETTER
 from defaultrisk.training.resampling import NO_RESAMPLING, Strategy, applicable_strategies, strategies
 from defaultrisk.training.search import halving_search
-from defaultrisk.training.selection import (
-    CVResult,
-    CVRows,
-    best_result,
-    clearly_better,
-    compare_strategies,
-    cross_validate,
-)
+from defaultrisk.training.selection import CVResult, CVRows, best_index, compare_strategies, cross_validate
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +78,20 @@ def choose_model(rows: CVRows, cfg: TrainConfig) -> tuple[CVResult, dict, CVResu
             best, kept = baseline, KEPT_BASELINE
     report.update(kept=kept, cv_seconds=round(time.monotonic() - started, 2))
     return best, report, baseline
+
+
+def best_result(results: Sequence[CVResult], metric: str) -> CVResult:
+    """The first result (the simplest: no resampling, the starting point) unless the best by mean beats
+    it clearly (`clearly_better`): a gain within the folds' noise does not earn a less simple model."""
+    best = results[best_index([r.score for r in results], metric)]
+    return best if clearly_better(best, results[0], metric) else results[0]
+
+
+def clearly_better(challenger: CVResult, incumbent: CVResult, metric: str) -> bool:
+    """True when `challenger` beats `incumbent` by more than one standard error of their paired
+    fold-by-fold differences (the one-standard-error rule, on the same folds)."""
+    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
+    gains = sign * (np.asarray(incumbent.fold_scores) - np.asarray(challenger.fold_scores))
+    if len(gains) < 2:
+        return challenger.score * sign < incumbent.score * sign
+    return float(gains.mean()) > float(gains.std(ddof=1)) / np.sqrt(len(gains))

@@ -9,9 +9,9 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from defaultrisk.config import DRIVER_SAMPLING, TrainConfig
 from defaultrisk.features import model_input
 from defaultrisk.schema import DEFAULT, REASON, UUID
+from defaultrisk.training.config import DRIVER_SAMPLING, TrainConfig
 from defaultrisk.training.thinning import DEFAULTS, METHOD, NON_DEFAULTS, rate_for_budget, thin_non_defaulters
 from defaultrisk.validate import SKIPPED, valid_rows
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.config import INPUT_FORMATS, load_train_config
+from defaultrisk.runner import run_job
+from defaultrisk.settings import INPUT_FORMATS
+from defaultrisk.training.config import load_train_config
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +31,6 @@ def run_train_job(args: argparse.Namespace, spark: SparkSession | None = None) -
         overrides["seed"] = args.seed
     if args.truth:
         overrides["truth_path"] = args.truth
-    from defaultrisk.cli import run_job  # the job wrapper imports this module to list the commands
     from defaultrisk.training.pipeline import run_train
 
     return run_job("train", lambda: load_train_config(args.config, **overrides), run_train, spark)

@@ -19,12 +19,13 @@ import xgboost as xgb
 from sklearn.model_selection import train_test_split
 
 from defaultrisk.calibration import PRIOR_CORRECTION, apply_calibration, fit_calibration
-from defaultrisk.config import ALL_ROWS, TRAINING_ROWS, TrainConfig
 from defaultrisk.errors import InputError
 from defaultrisk.features import feature_matrix
 from defaultrisk.schema import DEFAULT, FEATURES, UUID
+from defaultrisk.training.calibration import compare_calibrations
 from defaultrisk.training.challenger import Holdout, challenge, side_by_side
 from defaultrisk.training.choice import choose_model
+from defaultrisk.training.config import ALL_ROWS, TRAINING_ROWS, TrainConfig
 from defaultrisk.training.metrics import (
     LOG_LOSS,
     evaluate,
@@ -33,13 +34,7 @@ from defaultrisk.training.metrics import (
     probability_metrics,
     reliability_table,
 )
-from defaultrisk.training.selection import (
-    CVResult,
-    CVRows,
-    best_index,
-    compare_calibrations,
-    fit_recipe,
-)
+from defaultrisk.training.selection import CVResult, CVRows, best_index, fit_recipe
 from defaultrisk.training.threshold import choose_threshold
 
 log = logging.getLogger(__name__)

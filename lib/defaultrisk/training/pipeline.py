@@ -12,13 +12,15 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
 from defaultrisk import drift
-from defaultrisk.config import DRIVER_SAMPLING, TrainConfig, as_dict
 from defaultrisk.fs import delete_path, rename_to_absent
 from defaultrisk.grades import DEFAULT_SCALE
+from defaultrisk.jsondata import write_json
 from defaultrisk.model import save_model
 from defaultrisk.read import read_raw
 from defaultrisk.schema import DEFAULT
+from defaultrisk.settings import as_dict
 from defaultrisk.training.collect import collect_training_rows
+from defaultrisk.training.config import DRIVER_SAMPLING, TrainConfig
 from defaultrisk.training.fit import TrainingResult, fit
 from defaultrisk.training.metrics import population_weights
 from defaultrisk.training.report import write_report
@@ -109,7 +111,7 @@ def _write_metrics(model_dir: Path, manifest: dict, result: TrainingResult, samp
     }
     if sampling["mode"] != DRIVER_SAMPLING:
         metrics["sampling"] = sampling
-    (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(model_dir / METRICS_FILE, metrics)
 
 
 def _challengers(result: TrainingResult) -> dict:

@@ -8,8 +8,6 @@ weighted by 1/negative_rate.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
+from defaultrisk.jsondata import plain, write_json
 from defaultrisk.training.fit import TrainingResult
 from defaultrisk.training.metrics import population_mean, population_weights
 from defaultrisk.training.threshold import decision_curve
@@ -279,7 +278,7 @@ def plot_strategy_comparison(path: Path, selection: dict) -> None:
 
 def report_metrics(result: TrainingResult, model_version: str) -> dict:
     """Everything the report states, as plain data (NaN written as null)."""
-    return _finite(
+    return plain(
         {
             "model_version": model_version,
             "holdout": result.metrics,
@@ -297,16 +296,6 @@ def report_metrics(result: TrainingResult, model_version: str) -> dict:
     )
 
 
-def _finite(value):
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_report(model_dir: Path, result: TrainingResult, model_version: str) -> Path:
     """Write `report/metrics.json` and the plots; return the report directory."""
     report_dir = Path(model_dir) / REPORT_DIR
@@ -321,5 +310,5 @@ def write_report(model_dir: Path, result: TrainingResult, model_version: str) ->
     plot_strategy_comparison(report_dir / STRATEGY_PLOT, result.selection)
     metrics = report_metrics(result, model_version)
     metrics["plots"] = [ROC_PLOT, PR_PLOT, RELIABILITY_PLOT, THRESHOLD_PLOT, IMPORTANCE_PLOT, STRATEGY_PLOT]
-    (report_dir / REPORT_METRICS_FILE).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    write_json(report_dir / REPORT_METRICS_FILE, metrics)
     return report_dir

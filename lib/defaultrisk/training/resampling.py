@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from imblearn.under_sampling import RandomUnderSampler
 
-from defaultrisk.config import SelectionConfig
 from defaultrisk.errors import ConfigError
+from defaultrisk.training.config import SelectionConfig
 
 log = logging.getLogger(__name__)
 

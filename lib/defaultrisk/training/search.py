@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from defaultrisk.config import SearchConfig, SelectionConfig, XGBoostParams
+from defaultrisk.training.config import SearchConfig, SelectionConfig, XGBoostParams
 from defaultrisk.training.metrics import LOWER_IS_BETTER
 from defaultrisk.training.resampling import Strategy
 from defaultrisk.training.selection import CVResult, CVRows, CVRun

@@ -1,5 +1,5 @@
-"""Model choice without the hold-out: stratified cross-validation of imbalance strategies and the
-number of trees, then of the calibration maps on the out-of-fold predictions.
+"""Cross-validation without the hold-out: stratified folds, the imbalance strategies and the number of
+trees, and the out-of-fold predictions the model choice and the calibration comparison read.
 
 `CVRows` carries the training rows, their folds, the seed and `negative_rate`, the share of the real
 population's non-defaulters the rows hold (below 1 when thinned in Spark): every pd is corrected and
@@ -18,12 +18,10 @@ import numpy as np
 import xgboost as xgb
 from sklearn.model_selection import StratifiedKFold
 
-from defaultrisk.calibration import PRIOR_CORRECTION, apply_calibration, fit_calibration, prior_correction
-from defaultrisk.config import SelectionConfig, XGBoostParams
+from defaultrisk.calibration import prior_correction
 from defaultrisk.features import dmatrix
+from defaultrisk.training.config import SelectionConfig, XGBoostParams
 from defaultrisk.training.metrics import (
-    BRIER,
-    LOG_LOSS,
     LOWER_IS_BETTER,
     PROBABILITY_METRICS,
     metric_value,
@@ -320,47 +318,3 @@ def compare_strategies(
         )
         results.append(result)
     return results
-
-
-def best_result(results: Sequence[CVResult], metric: str) -> CVResult:
-    """The first result (the simplest: no resampling, the starting point) unless the best by mean beats
-    it clearly (`clearly_better`): a gain within the folds' noise does not earn a less simple model."""
-    best = results[best_index([r.score for r in results], metric)]
-    return best if clearly_better(best, results[0], metric) else results[0]
-
-
-def clearly_better(challenger: CVResult, incumbent: CVResult, metric: str) -> bool:
-    """True when `challenger` beats `incumbent` by more than one standard error of their paired
-    fold-by-fold differences (the one-standard-error rule, on the same folds)."""
-    sign = 1.0 if LOWER_IS_BETTER[metric] else -1.0
-    gains = sign * (np.asarray(incumbent.fold_scores) - np.asarray(challenger.fold_scores))
-    if len(gains) < 2:
-        return challenger.score * sign < incumbent.score * sign
-    return float(gains.mean()) > float(gains.std(ddof=1)) / np.sqrt(len(gains))
-
-
-def compare_calibrations(result: CVResult, rows: CVRows, methods: Sequence[str]) -> list[dict]:
-    """Cross-validated log loss, Brier and mean pd of each calibration on the out-of-fold predictions.
-
-    Each fold is calibrated by a map fitted on the other folds' out-of-fold predictions, so the
-    comparison never scores a map on the rows it was fitted to; the hold-out plays no part. Rows
-    thinned in Spark are compared as the real population: every map composed with the correction by
-    `negative_rate`, every metric weighted back.
-    """
-    rate = rows.negative_rate
-    table = []
-    for method in methods:
-        per_fold = []
-        for fit_rows, valid_rows in rows.folds:
-            raw = result.oof_raw[valid_rows]
-            if method == PRIOR_CORRECTION:
-                pds = prior_correction(raw, result.oof_sampling_rate[valid_rows] * rate)
-            else:
-                calibration = fit_calibration(
-                    method, result.oof_raw[fit_rows], rows.labels[fit_rows], 1.0, rate
-                )
-                pds = apply_calibration(raw, calibration)
-            per_fold.append(probability_metrics(rows.labels[valid_rows], pds, rate))
-        names = (LOG_LOSS, BRIER, "mean_pd")
-        table.append({"method": method, **{n: float(np.mean([m[n] for m in per_fold])) for n in names}})
-    return table

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from defaultrisk.config import ThresholdRule
+from defaultrisk.training.config import ThresholdRule
 
 log = logging.getLogger(__name__)
 

@@ -1,22 +1,19 @@
-"""Job configuration: TOML files in `conf/` loaded into frozen dataclasses, flags for what changes per run.
+"""The training job's settings: `conf/train.toml` in frozen dataclasses, plus the command line's values.
 
-Every value a file sets is checked against its field's declared type and range when it is loaded
-(a boolean is not a number, a string is not a number, a whole number is a number), and every problem
-is reported at once in one `ConfigError` naming section, key, what was expected and what was found.
+Every value a file sets is checked against its field's declared type and range when it is loaded, and
+every problem is reported at once in one `ConfigError` naming section, key, expected and found.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import tomllib
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
 
-from defaultrisk.errors import ConfigError
 from defaultrisk.schema import CATEGORY, FEATURES
 from defaultrisk.settings import (
+    INPUT_FORMATS,
     at_least_zero,
     check_flags,
     check_values,
@@ -27,33 +24,16 @@ from defaultrisk.settings import (
     positive,
     ratios,
     read_sections,
+    read_toml,
     setting,
     whole,
 )
 
 log = logging.getLogger(__name__)
 
-
-def _conf_dir() -> Path:
-    """The checkout's `conf/` when the package runs from a checkout; else the copy built into the package.
-
-    `setup.py` copies `conf/` into the wheel (`defaultrisk/conf/`), so there is one source and an
-    installed package or a cluster-mode driver reads the same defaults as the checkout.
-    """
-    here = Path(__file__).resolve()
-    checkout_conf = here.parents[2] / "conf"
-    if here.parents[1].name == "lib" and checkout_conf.is_dir():
-        return checkout_conf
-    return here.parent / "conf"
-
-
-CONF_DIR = _conf_dir()
-INPUT_FORMATS = ("auto", "csv", "parquet")
-REASON_ROWS = ("high_risk", "all")  # which scored rows get reason codes (see ScoreConfig)
 THRESHOLD_RULES = ("target_precision", "target_recall", "cost_ratio", "max_f1")
 SELECTION_METRICS = ("log_loss", "pr_auc")
 CALIBRATION_METHODS = ("prior_correction", "platt", "isotonic")
-DATE_PLACEHOLDER = "{snapshot_date}"
 DRIVER_SAMPLING = "driver"
 SPARK_SAMPLING = "spark"
 SAMPLING_MODES = (DRIVER_SAMPLING, SPARK_SAMPLING)
@@ -183,90 +163,9 @@ class TrainConfig:
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
 
 
-@dataclass(frozen=True)
-class DriftSettings:
-    """The `[drift]` section of `conf/score.toml`; becomes ScoreConfig's drift fields."""
-
-    enabled: bool = True
-    psi_limit: float | None = positive(0.25)
-    min_rows: int = whole(1000, 0)
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    input_path: str = ""
-    model_dir: str = ""
-    output_dir: str = ""
-    snapshot_date: date | None = None
-    results_csv: str | None = None
-    rejects_dir: str | None = None
-    unlabeled_only: bool = False
-    input_format: str = choice("auto", INPUT_FORMATS)
-    # Digits after the decimal point for pd in results.csv (fixed notation, never scientific).
-    results_csv_decimals: int = whole(10, 1, 17)
-    # How many features pushing each customer's risk up to name in `reason_codes`; 0 turns them off.
-    reason_codes: int = whole(3, 0, len(FEATURES))
-    # Which rows get them: "high_risk" (pd at or above the model's threshold: the customers a decision
-    # goes against; the others' reason_codes are null) or "all" (exact TreeSHAP for every row: slow).
-    reason_rows: str = choice("high_risk", REASON_ROWS)
-    # A backfill scores every date from `snapshot_date` to `date_to` (inclusive), each its own run;
-    # `{snapshot_date}` in the input path (and results.csv path) is replaced by the date.
-    date_to: date | None = None
-    # Models by date range: (first date, model directory), sorted; a date takes the last range that
-    # starts on or before it, and `model_dir` when none does. Given by --model-dir, never by a file.
-    model_ranges: tuple = ()
-    dry_run: bool = False
-    # Register or refresh the scored table, NAME_rejects and NAME_runs in the session's catalog.
-    table: str | None = None
-    # Drift: PSI of each feature and of pd against the training data; above the limit, a warning and
-    # exit code 6 (the scores are written all the same). None: report without a limit.
-    drift: bool = True
-    psi_limit: float | None = 0.25
-    # Below this many input rows PSI is mostly sampling noise: the report is written, the limit ignored.
-    drift_min_rows: int = 1000
-
-    @property
-    def dates(self) -> list[date]:
-        """The snapshot dates this run scores, in order."""
-        if self.snapshot_date is None:
-            return []
-        last = self.date_to or self.snapshot_date
-        return [self.snapshot_date + timedelta(days=i) for i in range((last - self.snapshot_date).days + 1)]
-
-    def model_for(self, day: date) -> str:
-        """The model directory that scores `day`."""
-        chosen = self.model_dir
-        for first, model_dir in self.model_ranges:
-            if first <= day:
-                chosen = model_dir
-        if not chosen:
-            raise ConfigError(f"no model directory covers {day.isoformat()}")
-        return chosen
-
-    @property
-    def effective_rejects_dir(self) -> str:
-        """Rejects go beside the scored table (`_rejects`, which Parquet readers skip) unless given."""
-        return self.rejects_dir or self.output_dir.rstrip("/") + "/_rejects"
-
-
-def _read_toml(path: Path | None, default_name: str) -> tuple[str, dict]:
-    """The file's name and its contents; the shipped default when no path is given."""
-    if path is None:
-        path = CONF_DIR / default_name
-        if not path.exists():
-            return "built-in defaults", {}
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        with path.open("rb") as fh:
-            return str(path), tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-
-
 def load_train_config(path: Path | None = None, **overrides) -> TrainConfig:
     """Read `conf/train.toml` (or `path`) and apply the command line's values."""
-    source, raw = _read_toml(path, "train.toml")
+    source, raw = read_toml(path, "train.toml")
     problems: list[str] = []
     known = ("train", "selection", "search", "baseline", "xgboost", "threshold", "monotone")
     tables = read_sections(raw, known, problems)
@@ -337,45 +236,3 @@ def _sampling_problems(cfg: TrainConfig) -> list[str]:
             + (f"; got {' and '.join(given)}" if given else "")
         ]
     return []
-
-
-def for_date(template: str, day: date) -> str:
-    """A path with `{snapshot_date}` replaced by the date (YYYY-MM-DD); other text is left as it is."""
-    return template.replace(DATE_PLACEHOLDER, day.isoformat())
-
-
-def load_score_config(path: Path | None = None, **overrides) -> ScoreConfig:
-    """Read `conf/score.toml` (or `path`) and apply the command line's values."""
-    source, raw = _read_toml(path, "score.toml")
-    problems: list[str] = []
-    tables = read_sections(raw, ("score", "drift"), problems)
-    score = check_values(ScoreConfig, tables["score"], "[score]", problems)
-    for key in ("drift", "psi_limit", "drift_min_rows"):
-        if key in score:  # one way to say it: [drift] enabled, psi_limit, min_rows
-            problems.append(f"[score] {key} is not a known setting (drift settings go in [drift])")
-    drift = DriftSettings(**check_values(DriftSettings, tables["drift"], "[drift]", problems))
-    check_flags(ScoreConfig, overrides, problems)
-    fail_if(problems, source)
-    drift_fields = {"drift": drift.enabled, "psi_limit": drift.psi_limit, "drift_min_rows": drift.min_rows}
-    cfg = ScoreConfig(**{**score, **drift_fields, **overrides})
-    _check_dates(cfg)
-    log.info("score config from %s", source)
-    return cfg
-
-
-def _check_dates(cfg: ScoreConfig) -> None:
-    if cfg.date_to is None:
-        return
-    if cfg.snapshot_date is None or cfg.date_to < cfg.snapshot_date:
-        raise ConfigError(f"the backfill ends ({cfg.date_to}) before it starts ({cfg.snapshot_date})")
-    if len(cfg.dates) > 1:
-        for name, value in (("input", cfg.input_path), ("results-csv", cfg.results_csv)):
-            if value and DATE_PLACEHOLDER not in value:
-                raise ConfigError(
-                    f"a backfill reads and writes one path per date: put {DATE_PLACEHOLDER} in --{name}"
-                )
-
-
-def as_dict(cfg) -> dict:
-    """The effective config as plain data, for the start-of-run log line and the manifest."""
-    return dataclasses.asdict(cfg)

@@ -1,0 +1,48 @@
+"""The scored table as the backtest reads it: its columns checked, each snapshot's model, each row's grade."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from defaultrisk.backtest import measures
+from defaultrisk.errors import InputError, first_line
+from defaultrisk.grades import DEFAULT_SCALE, MasterScale, grade_column
+from defaultrisk.schema import MODEL_VERSION, PD, SNAPSHOT_DATE, UUID
+
+
+def read_scored(spark: SparkSession, path: str) -> DataFrame:
+    """The scored table with the columns the backtest needs; fails naming missing ones."""
+    try:
+        scored = spark.read.parquet(path)
+    except AnalysisException as exc:
+        raise InputError(f"cannot read the scored table {path}: {first_line(exc)}") from exc
+    missing = [c for c in (UUID, PD, SNAPSHOT_DATE) if c not in scored.columns]
+    if missing:
+        raise InputError(f"the scored table {path} is missing column(s): {', '.join(missing)}")
+    if MODEL_VERSION not in scored.columns:
+        scored = scored.withColumn(MODEL_VERSION, F.lit(None).cast("string"))
+    return scored
+
+
+def with_grades(scored: DataFrame, scales: dict[str | None, MasterScale]) -> DataFrame:
+    """The table's own `grade`, or the grade of each row's pd on its model's master scale."""
+    if measures.GRADE in scored.columns:
+        return scored.withColumn(measures.GRADE, F.col(measures.GRADE).cast("int"))
+    distinct = {s for s in scales.values()}
+    if len(distinct) <= 1:
+        return scored.withColumn(measures.GRADE, grade_column(PD, next(iter(distinct), DEFAULT_SCALE)))
+    chain = None
+    for version, scale in scales.items():
+        match = F.col(MODEL_VERSION).eqNullSafe(F.lit(version))
+        chain = (F.when if chain is None else chain.when)(match, grade_column(PD, scale))
+    return scored.withColumn(measures.GRADE, chain)
+
+
+def snapshot_versions(scored: DataFrame) -> dict[date, str | None]:
+    """Each snapshot date's model_version (the table holds one per date)."""
+    rows = scored.groupBy(SNAPSHOT_DATE).agg(F.max(MODEL_VERSION).alias(MODEL_VERSION)).collect()
+    return {r[SNAPSHOT_DATE]: r[MODEL_VERSION] for r in rows}
