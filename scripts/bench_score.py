@@ -1,31 +1,38 @@
 """Throughput of the scoring job against the single-process limit and against xgboost.spark.
 
-On the same generated snapshot (Parquet) and the same model, these variants are timed, each in a
-subprocess of its own so its memory is measured alone:
+On the same generated snapshot, written both as Parquet and in the original CSV format (`;`-separated,
+`NA` for missing, one file per generated chunk), and the same model, these variants are timed, each in
+a subprocess of its own so its memory is measured alone:
 
 - `job`: `jobs/score.py` exactly as shipped: `conf/score.toml` as committed (reason codes for the
   high-risk rows, the drift report when the model carries its reference), no results.csv. Its time is
   the run summary's `seconds` (without Spark start-up); the process's wall time and start-up apart.
 - `job_no_reasons`: the same with `reason_codes = 0`; `reasons_vs_no_reasons` is the cost of the
   shipped reason codes as a ratio of the two.
-- `limit`: the same work in one Python process: pyarrow read, `scoring.score_frame` with the shipped
-  reason codes, pyarrow write of uuid, pd, is_high_risk and reason_codes; XGBoost uses every core.
-- `xgboost_spark`: the peer: a local SparkSession (`conf/spark-local.conf`) reading the same Parquet,
-  category codes in Spark SQL, `xgboost.spark.SparkXGBClassifierModel` around the same booster, the
-  manifest's calibration in Spark SQL, uuid and pd written to Parquet (timed after session start).
+- `limit`: the job's work with the job's implementations, in one Python process: the raw rows read by
+  pyarrow (Parquet typed; CSV with every column as text, as the job reads it), the whole input's
+  duplicate uuids found first, then per batch `scoring.core.check_and_score_batch` (the entry contract,
+  the matrix, `score_matrix` with the shipped reason settings), and a pyarrow write of uuid, pd,
+  is_high_risk and reason_codes; XGBoost uses every core.
+- `xgboost_spark`: the peer, on Parquet only (it has no reader of the CSV format's contract): a local
+  SparkSession (`conf/spark-local.conf`) reading the same Parquet, category codes in Spark SQL,
+  `xgboost.spark.SparkXGBClassifierModel` around the same booster, the manifest's calibration in Spark
+  SQL, uuid and pd written to Parquet (timed after session start).
 
-Each variant runs `--repeat` times (rounds of job, limit, xgboost_spark, nothing else running between
-them); seconds, wall time and peak memory are medians over the runs. Peak memory is the largest sum of
-resident memory over the subprocess and all its descendants (JVM, Python workers), polled from /proc
-every 0.1 s; pages shared between processes count once per process. The three outputs are joined on
-uuid and their pd compared with the limit's. Reason codes for every row (`reason_rows = "all"`) are
-timed apart: the job on the first `--reason-rows` rows with and without them.
+Each variant runs `--repeat` times (default 3), in rounds (every variant on Parquet, then the job's
+variants and the limit on CSV, nothing else running between them); seconds, wall time and peak memory
+are medians over the runs. Peak memory is the largest sum of resident memory over the subprocess and
+all its descendants (JVM, Python workers), polled from /proc every 0.1 s; pages shared between
+processes count once per process. Within each format the outputs are joined on uuid and their pd
+compared with that format's limit; the CSV limit's also with the Parquet limit's. Reason codes for
+every row (`reason_rows = "all"`) are timed apart: the job on the first `--reason-rows` rows (Parquet)
+with and without them.
 
 `--model deep` (default) is a 100-tree depth-6 model trained in this script; `--model default` is what
 `jobs/train.py` with `conf/train.toml` as committed makes of a generated labelled table (trained once,
-cached). The job's log gives its stage breakdown (`stages`: seconds from the run's start to the end of
-reading and the duplicate check, of scoring and writing the scores, of the rejects and counts, of the
-swap, and of the drift report, which ends the run).
+cached). The job's stage breakdown (`stages`) is its run summary's: seconds from the run's start to the
+end of reading and the duplicate check, of scoring and writing the scores, of the rejects and counts,
+of the swap, and of the drift report, which ends the run.
 
 Generated data and the model are cached in `--work-dir` (default `bench-output/`), keyed by rows and
 seed, and reused by later runs. Run from the repository root:
@@ -33,10 +40,12 @@ seed, and reused by later runs. Run from the repository root:
     export PYSPARK_PYTHON=$PWD/.venv/bin/python
     .venv/bin/python scripts/bench_score.py --rows 1000000 4000000
 
-The table goes to stdout and the last stdout line is one JSON object: `rows`, per variant
-`{seconds, rows_per_s, peak_rss_mb}` (the job's also `wall_seconds`, `startup_seconds`), `job_vs_limit`,
-`job_vs_xgboost_spark`, `max_abs_pd_diff`, `reason_codes` and `sizes` (the same figures for each
-`--rows` value; the top level holds the largest), plus `model`, `reasons_vs_no_reasons` and `stages`.
+The tables go to stdout and the last stdout line is one JSON object: `rows`, per variant
+`{seconds, rows_per_s, peak_rss_mb}` (the job's also `wall_seconds`, `startup_seconds`, `stages`),
+`job_vs_limit`, `job_vs_xgboost_spark`, `reasons_vs_no_reasons`, `stages`, `max_abs_pd_diff` for
+Parquet; `csv` with the same keys for the original CSV format (`job_vs_xgboost_spark` null); then
+`reason_codes` (reasons for every row against none), `sizes` (the same figures for each `--rows`
+value, so peak memory can be compared across sizes; the top level holds the largest) and `model`.
 Progress goes to stderr.
 """
 
@@ -52,6 +61,8 @@ import sys
 import threading
 import time
 import tomllib
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,6 +77,9 @@ import pyarrow.parquet as pq
 # The sample-data generator is not part of the installed package: it lives in the checkout's lib/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
+from sampledata.files import CSV_SEPARATOR
+
+from defaultrisk.checks import RAW_COLUMNS, SKIPPED, duplicate_keys, present
 from defaultrisk.schema import (
     CATEGORY,
     FEATURES,
@@ -73,6 +87,7 @@ from defaultrisk.schema import (
     IS_HIGH_RISK,
     NUMERIC,
     PD,
+    REASON,
     REASON_CODES,
     UUID,
     Feature,
@@ -87,13 +102,10 @@ SCORE_JOB = REPO / "jobs" / "score.py"
 SNAPSHOT_DATE = "2026-11-24"
 VARIANTS = ("job", "job_no_reasons", "limit", "xgboost_spark")
 JOBS = ("job", "job_no_reasons")
-# The job's log lines that end its stages, in order (scoring/run.py), and the stages' names.
-STAGE_LINES = (
-    ("read_and_duplicate_check", "read and checked for duplicates in"),
-    ("scores_written", "scored at"),
-    ("rejects_and_counts", "rejects written at"),
-    ("swap", " complete: "),
-)
+# The snapshot's formats: Parquet first (its figures are the summary's top level), then the original CSV
+# format, which xgboost.spark cannot read (it has no reader of the format's contract).
+FORMATS = ("parquet", "csv")
+CSV_VARIANTS = ("job", "job_no_reasons", "limit")
 DEFAULT_MODEL_HISTORY_ROWS = 90_000
 CHUNK_ROWS = 250_000  # rows generated (and written as one file) at a time
 POLL_SECONDS = 0.1
@@ -267,25 +279,37 @@ def snapshot_table(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=SNAPSHOT_SCHEMA)
 
 
-def ensure_data(work_dir: Path, rows: int, seed: int) -> Path:
-    """`rows` generated customers as a Parquet folder (one file per chunk), generated once and reused."""
-    from sampledata import make_snapshot
+def ensure_data(work_dir: Path, rows: int, seed: int) -> dict[str, Path]:
+    """`rows` generated customers in each of `FORMATS`, generated once and reused: a Parquet folder and
+    a folder of CSV files in the original format (`;`, `NA` for missing), one file per chunk, the
+    same rows in the same order."""
+    from sampledata import make_snapshot, write_original_csv
 
-    path = work_dir / "data" / f"customers-{rows}-seed{seed}.parquet"
-    if path.is_dir():
-        print(f"data: reusing {path}")
-        return path
+    stem = f"customers-{rows}-seed{seed}"
+    paths = {fmt: work_dir / "data" / f"{stem}.{fmt}" for fmt in FORMATS}
+    missing = {fmt: path for fmt, path in paths.items() if not path.is_dir()}
+    for fmt, path in paths.items():
+        if fmt not in missing:
+            print(f"data: reusing {path}")
+    if not missing:
+        return paths
     started = time.monotonic()
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    partials = {fmt: path.with_name(path.name + ".partial") for fmt, path in missing.items()}
+    for partial in partials.values():
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
     for index, start in enumerate(range(0, rows, CHUNK_ROWS)):
         frame, _ = make_snapshot(min(CHUNK_ROWS, rows - start), seed=seed * 100_000 + index)
-        pq.write_table(snapshot_table(frame), partial / f"part-{index:05d}.parquet")
-    check_unique_uuids(partial, rows)
-    partial.rename(path)
-    print(f"data: generated {rows:,} rows in {time.monotonic() - started:.1f} s -> {path}")
-    return path
+        if "parquet" in partials:
+            pq.write_table(snapshot_table(frame), partials["parquet"] / f"part-{index:05d}.parquet")
+        if "csv" in partials:
+            write_original_csv(frame, partials["csv"] / f"part-{index:05d}.csv")
+    if "parquet" in partials:
+        check_unique_uuids(partials["parquet"], rows)
+    for fmt, partial in partials.items():
+        partial.rename(missing[fmt])
+        print(f"data: generated {rows:,} rows in {time.monotonic() - started:.1f} s -> {missing[fmt]}")
+    return paths
 
 
 def check_unique_uuids(path: Path, rows: int) -> None:
@@ -391,30 +415,6 @@ def job_command(data: Path, model_dir: Path, output: Path, config: Path) -> list
     ]
 
 
-def job_stages(log_path: Path) -> dict[str, float]:
-    """Seconds from the run's start to the end of each stage, from the job's log timestamps."""
-    stamps: dict[str, float] = {}
-    start = None
-    for line in log_path.read_text().splitlines():
-        stamp = _log_seconds(line)
-        if "score run " in line and " config: " in line and stamp is not None:
-            start = stamp
-        for name, marker in STAGE_LINES:
-            if marker in line and name not in stamps and stamp is not None and start is not None:
-                stamps[name] = round(stamp - start, 2)
-    return stamps
-
-
-def _log_seconds(line: str) -> float | None:
-    """The seconds of day of a `YYYY-MM-DD HH:MM:SS,mmm` log line (the job's log format), or None."""
-    try:
-        clock = line[11:23]
-        hours, minutes, rest = clock.split(":")
-        return int(hours) * 3600 + int(minutes) * 60 + float(rest.replace(",", "."))
-    except ValueError:
-        return None
-
-
 def variant_command(variant: str, data: Path, model_dir: Path, output: Path) -> list[str]:
     return [
         sys.executable,
@@ -424,9 +424,10 @@ def variant_command(variant: str, data: Path, model_dir: Path, output: Path) -> 
     ]
 
 
-def run_variant(  # noqa: PLR0913 -- one call site; the variant and its files travel together
+def run_variant(  # noqa: PLR0913 -- few call sites; the variant and its files travel together
     variant: str, data: Path, model_dir: Path, output: Path, config: dict, log_path: Path, rows: int
 ) -> Run:
+    """One run of a variant in a process of its own; the job's stages come from its run summary."""
     shutil.rmtree(output, ignore_errors=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     if variant in JOBS:
@@ -434,45 +435,146 @@ def run_variant(  # noqa: PLR0913 -- one call site; the variant and its files tr
     else:
         command = variant_command(variant, data, model_dir, output)
     summary, wall, peak = run_measured(command, log_path, cwd=output.parent)
-    stages = {}
-    if variant in JOBS:
-        if (summary["scored_rows"], summary["rejected_rows"]) != (rows, 0):
-            raise SystemExit(
-                f"the job scored {summary['scored_rows']} and rejected {summary['rejected_rows']}"
-            )
-        stages = {**job_stages(log_path), "drift_and_end": float(summary["seconds"])}
+    if variant in JOBS and (summary["scored_rows"], summary["rejected_rows"]) != (rows, 0):
+        raise SystemExit(
+            f"the job scored {summary['scored_rows']} and rejected {summary['rejected_rows']} of {data}"
+        )
+    if variant == "limit" and (summary["rows"], summary["rejected_rows"]) != (rows, 0):
+        raise SystemExit(
+            f"the limit scored {summary['rows']} and rejected {summary['rejected_rows']} of {data}"
+        )
+    stages = dict(summary["stages"]) if variant in JOBS else {}
     return Run(seconds=float(summary["seconds"]), wall_seconds=wall, peak_rss_mb=peak, stages=stages)
 
 
 # --- the variants in their own processes -----------------------------------------------------------
 
 
+def input_format(data: str) -> str:
+    """As the job's `input_format = "auto"` reads the benchmark's data: a `.csv` file or a folder of
+    them is the original CSV format, anything else Parquet."""
+    path = Path(data)
+    files = [f for f in path.iterdir() if f.is_file()] if path.is_dir() else [path]
+    return "csv" if files and all(f.name.endswith(".csv") for f in files) else "parquet"
+
+
+def read_original_csv(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One file of the original CSV format as the job reads it: every column as text, exactly as given
+    (`NA` and empty fields stay text; the entry contract decides what is missing)."""
+    from pyarrow import csv
+
+    convert = csv.ConvertOptions(
+        column_types={name: pa.string() for name in RAW_COLUMNS},
+        null_values=[],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        include_columns=columns,
+    )
+    return csv.read_csv(
+        path, parse_options=csv.ParseOptions(delimiter=CSV_SEPARATOR), convert_options=convert
+    )
+
+
+def csv_files(data: str) -> list[Path]:
+    path = Path(data)
+    return sorted(path.glob("*.csv")) if path.is_dir() else [path]
+
+
+def uuid_columns(data: str, fmt: str) -> Iterator[pa.Array]:
+    """The input's uuid column as read, batch by batch."""
+    if fmt == "parquet":
+        dataset = ds.dataset(data, format="parquet")
+        for batch in dataset.to_batches(columns=[UUID], batch_size=LIMIT_BATCH_ROWS):
+            yield batch.column(0)
+    else:
+        for path in csv_files(data):
+            yield read_original_csv(path, [UUID]).column(UUID).combine_chunks()
+
+
+def raw_batches(data: str, fmt: str) -> Iterator[pa.RecordBatch]:
+    """The input's rows as the job's scoring pass gets them (`RAW_COLUMNS`: Parquet typed, CSV as
+    text, absent columns as null text), at most `LIMIT_BATCH_ROWS` a batch, a batch never spanning
+    files."""
+    if fmt == "parquet":
+        tables = (
+            pa.Table.from_batches([b])
+            for b in ds.dataset(data, format="parquet").to_batches(batch_size=LIMIT_BATCH_ROWS)
+        )
+    else:
+        tables = (read_original_csv(path).combine_chunks() for path in csv_files(data))
+    for table in tables:
+        absent = pa.nulls(table.num_rows, pa.string())
+        columns = [table.column(c) if c in table.column_names else absent for c in RAW_COLUMNS]
+        known = pa.Table.from_arrays(columns, names=list(RAW_COLUMNS))
+        yield from known.to_batches(max_chunksize=LIMIT_BATCH_ROWS)
+
+
+def _key_hashes(keys: pa.Array) -> np.ndarray:
+    return pd.util.hash_array(keys.to_numpy(zero_copy_only=False)).view(np.int64)
+
+
+def _uuid_keys(uuid: pa.Array) -> pa.Array:
+    """The non-null duplicate keys of a uuid column as read (`checks.duplicate_keys` of the trimmed
+    uuid, as the job's `validate.duplicate_keys` finds them)."""
+    keys = duplicate_keys(present(uuid))
+    return keys.drop_null() if keys.null_count else keys
+
+
+def snapshot_duplicates(data: str, fmt: str) -> dict[str, int]:
+    """The uuid keys held by more than one row of the whole input, with their rows, as the job finds
+    them: every key counted by its 64-bit hash, then only the rare repeated hashes resolved to keys
+    (a second read of the uuid column, only when a hash repeats); memory stays bounded."""
+    hashes = [_key_hashes(_uuid_keys(uuid)) for uuid in uuid_columns(data, fmt)]
+    hashes = np.concatenate(hashes) if hashes else np.empty(0, np.int64)
+    values, counts = np.unique(hashes, return_counts=True)
+    repeated = values[counts > 1]
+    if not len(repeated):
+        return {}
+    found: Counter[str] = Counter()
+    for uuid in uuid_columns(data, fmt):
+        keys = _uuid_keys(uuid)
+        found.update(keys.filter(pa.array(np.isin(_key_hashes(keys), repeated))).to_pylist())
+    return {key: count for key, count in found.items() if count > 1}
+
+
+LIMIT_OUTPUT = pa.schema(
+    [
+        (UUID, pa.string()),
+        (PD, pa.float64()),
+        (IS_HIGH_RISK, pa.bool_()),
+        (REASON_CODES, pa.list_(pa.string())),
+    ]
+)
+
+
 def score_in_one_process(data: str, model_dir: str, output: str) -> int:
-    """The limit: read, `score_frame` and write in this process, batch by batch."""
+    """The limit: the job's work with the job's implementations, in this process, batch by batch.
+
+    The whole input's duplicate uuids first, then per batch of raw rows `check_and_score_batch` (the
+    entry contract, the matrix, `score_matrix` with the shipped reason settings) and a pyarrow write of
+    the scored rows. XGBoost uses every core.
+    """
     from defaultrisk.model import load_model
-    from defaultrisk.scoring.core import score_frame
+    from defaultrisk.scoring.core import check_and_score_batch
 
     model = load_model(model_dir)
     shipped = tomllib.loads(SHIPPED_CONFIG.read_text())["score"]
-    reasons = {"reason_codes": shipped["reason_codes"], "reason_rows": shipped["reason_rows"]}
+    settings = (shipped["reason_codes"], shipped["reason_rows"], shipped.get("unlabeled_only", False))
+    fmt = input_format(data)
     started = time.monotonic()
-    out_schema = pa.schema(
-        [
-            (UUID, pa.string()),
-            (PD, pa.float64()),
-            (IS_HIGH_RISK, pa.bool_()),
-            (REASON_CODES, pa.list_(pa.string())),
-        ]
-    )
+    duplicates = snapshot_duplicates(data, fmt)
     Path(output).mkdir(parents=True, exist_ok=True)
-    dataset = ds.dataset(data, format="parquet")
-    rows = 0
-    with pq.ParquetWriter(Path(output) / "part-00000.parquet", out_schema) as writer:
-        for batch in dataset.to_batches(batch_size=LIMIT_BATCH_ROWS):
-            scored = score_frame(batch.to_pandas(), model, **reasons)
-            writer.write_table(pa.Table.from_pandas(scored, schema=out_schema, preserve_index=False))
-            rows += len(scored)
-    print(json.dumps({"rows": rows, "seconds": round(time.monotonic() - started, 3)}), flush=True)
+    rows = rejected = 0
+    with pq.ParquetWriter(Path(output) / "part-00000.parquet", LIMIT_OUTPUT) as writer:
+        for batch in raw_batches(data, fmt):
+            outcome = pa.Table.from_batches([check_and_score_batch(batch, model, duplicates, *settings)])
+            valid = outcome.column(REASON).is_null()
+            scored = outcome.filter(pc.and_(valid, pc.invert(outcome.column(SKIPPED))))
+            writer.write_table(scored.select(LIMIT_OUTPUT.names).cast(LIMIT_OUTPUT))
+            rows += scored.num_rows
+            rejected += outcome.num_rows - pc.sum(valid).as_py()
+    summary = {"rows": rows, "rejected_rows": rejected, "seconds": round(time.monotonic() - started, 3)}
+    print(json.dumps(summary), flush=True)
     return 0
 
 
@@ -563,38 +665,67 @@ def output_pds(variant: str, output: Path) -> pa.Table:
     return ds.dataset(path, format="parquet").to_table(columns=[UUID, PD])
 
 
-def max_pd_differences(outputs: dict[str, Path], rows: int) -> dict[str, float]:
-    """Per variant, the largest |pd - reference pd| over rows joined on uuid (reference: the limit)."""
-    reference = "limit" if "limit" in outputs else next(iter(outputs))
-    ref = output_pds(reference, outputs[reference]).rename_columns([UUID, "reference_pd"])
-    differences = {}
-    for variant, output in outputs.items():
-        if variant == reference:
+def max_pd_difference(output: tuple[str, Path], reference: tuple[str, Path], rows: int) -> float:
+    """The largest |pd - reference pd| over the two outputs' rows joined on uuid (variant, folder)."""
+    ref = output_pds(*reference).rename_columns([UUID, "reference_pd"])
+    joined = output_pds(*output).join(ref, UUID, join_type="inner")
+    if joined.num_rows != rows:
+        raise SystemExit(f"{output[1]} and {reference[1]} share {joined.num_rows} uuids, not {rows}")
+    return float(np.abs(joined[PD].to_numpy() - joined["reference_pd"].to_numpy()).max())
+
+
+def pd_differences(outputs: dict[tuple[str, str], Path], rows: int) -> dict[str, dict[str, float]]:
+    """Per format, each variant's largest pd difference from that format's limit (or, without one,
+    its first variant); the CSV limit also against the Parquet limit: the same rows read either way."""
+    differences: dict[str, dict[str, float]] = {}
+    for fmt in FORMATS:
+        variants = [v for f, v in outputs if f == fmt]
+        if not variants:
             continue
-        joined = output_pds(variant, output).join(ref, UUID, join_type="inner")
-        if joined.num_rows != rows:
-            raise SystemExit(f"{variant} and {reference} share {joined.num_rows} uuids, not {rows}")
-        diff = np.abs(joined[PD].to_numpy() - joined["reference_pd"].to_numpy())
-        differences[f"{variant}_vs_{reference}"] = float(diff.max())
+        reference = "limit" if "limit" in variants else variants[0]
+        ref = (reference, outputs[fmt, reference])
+        differences[fmt] = {
+            f"{variant}_vs_{reference}": max_pd_difference((variant, outputs[fmt, variant]), ref, rows)
+            for variant in variants
+            if variant != reference
+        }
+    if ("csv", "limit") in outputs and ("parquet", "limit") in outputs:
+        parquet_limit = ("limit", outputs["parquet", "limit"])
+        differences["csv"]["limit_vs_parquet_limit"] = max_pd_difference(
+            ("limit", outputs["csv", "limit"]), parquet_limit, rows
+        )
     return differences
 
 
 # --- the benchmark ---------------------------------------------------------------------------------
 
 
-def bench_size(args: argparse.Namespace, data: Path, rows: int, model_dir: Path, config: dict) -> dict:
-    """Time every chosen variant on `rows` customers; the figures for one size."""
+def planned_runs(variants: tuple[str, ...]) -> list[tuple[str, str]]:
+    """One round: every chosen variant on Parquet, then those that read the original CSV format on it."""
+    return [(fmt, v) for fmt in FORMATS for v in variants if fmt == "parquet" or v in CSV_VARIANTS]
+
+
+def bench_size(
+    args: argparse.Namespace, data: dict[str, Path], rows: int, model_dir: Path, config: dict
+) -> dict:
+    """Time every chosen variant on `rows` customers in each format; the figures for one size (Parquet
+    at the top level, the original CSV format under `csv`)."""
     runs_dir = args.work_dir / "runs" / str(rows)
-    outputs = {variant: runs_dir / variant for variant in args.variants}
-    runs: dict[str, list[Run]] = {variant: [] for variant in args.variants}
+    planned = planned_runs(args.variants)
+    outputs = {(fmt, variant): runs_dir / fmt / variant for fmt, variant in planned}
+    runs: dict[tuple[str, str], list[Run]] = {key: [] for key in planned}
     for attempt in range(1, args.repeat + 1):
-        for variant in args.variants:
-            log_path = args.work_dir / "logs" / f"{rows}-{variant}-{attempt}.log"
-            run = run_variant(variant, data, model_dir, outputs[variant], config, log_path, rows)
-            runs[variant].append(run)
-            log(f"{rows:,} rows, run {attempt}/{args.repeat}, {variant}: {run.seconds:.2f} s")
-    differences = max_pd_differences(outputs, rows) if len(outputs) > 1 else {}
-    return figures(rows, runs, differences)
+        for fmt, variant in planned:
+            log_path = args.work_dir / "logs" / f"{rows}-{fmt}-{variant}-{attempt}.log"
+            run = run_variant(variant, data[fmt], model_dir, outputs[fmt, variant], config, log_path, rows)
+            runs[fmt, variant].append(run)
+            log(f"{rows:,} rows, run {attempt}/{args.repeat}, {fmt} {variant}: {run.seconds:.2f} s")
+    differences = pd_differences(outputs, rows) if len(outputs) > 1 else {}
+    by_format = {
+        fmt: figures(rows, {v: r for (f, v), r in runs.items() if f == fmt}, differences.get(fmt, {}))
+        for fmt in FORMATS
+    }
+    return {**by_format["parquet"], "csv": by_format["csv"] if "csv" in {f for f, _ in planned} else None}
 
 
 def median_run(runs: list[Run]) -> Run:
@@ -660,6 +791,7 @@ def bench_reason_codes(args: argparse.Namespace, data: Path, model_dir: Path) ->
         "rows": rows,
         "seconds_with": seconds[3],
         "seconds_without": seconds[0],
+        "with_vs_without": round(seconds[3] / seconds[0], 3),
         "extra_ms_per_row": round(extra, 4),
     }
 
@@ -668,10 +800,10 @@ TABLE_COLUMNS = ("variant", "seconds", "rows/s", "vs limit", "peak RSS MB", "wal
 TABLE_ROW = "{:<16}{:>9}{:>11}{:>10}{:>13}{:>9}{:>12}"
 
 
-def print_table(result: dict) -> None:
+def print_table(result: dict, fmt: str) -> None:
     """One line per variant; start-up is the process's wall time minus the variant's own seconds."""
     limit = result.get("limit")
-    print(f"\n{result['rows']:,} rows")
+    print(f"\n{result['rows']:,} rows, {fmt}")
     print(TABLE_ROW.format(*TABLE_COLUMNS))
     for variant in VARIANTS:
         row = result.get(variant)
@@ -709,7 +841,11 @@ def print_reason_codes(reasons: dict) -> None:
 
 
 def public(result: dict) -> dict:
-    return {k: v for k, v in result.items() if not k.startswith("_")}
+    """The figures without the table's own keys (`_differences`, `_walls`), the CSV figures too."""
+    figures_ = {k: v for k, v in result.items() if not k.startswith("_")}
+    if isinstance(figures_.get("csv"), dict):
+        figures_["csv"] = public(figures_["csv"])
+    return figures_
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -722,14 +858,16 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = ensure_model(args.work_dir, args.seed, args.model)
     config = {"job": SHIPPED_CONFIG, "job_no_reasons": score_config(args.work_dir, 0, "high_risk")}
     data = {rows: ensure_data(args.work_dir, rows, args.seed) for rows in sorted(set(args.rows))}
-    sizes = [bench_size(args, path, rows, model_dir, config) for rows, path in data.items()]
+    sizes = [bench_size(args, paths, rows, model_dir, config) for rows, paths in data.items()]
     for result in sizes:
-        print_table(result)
+        print_table(result, "Parquet")
+        if result["csv"]:
+            print_table(result["csv"], "CSV (the original format)")
     summary = public(sizes[-1])
     summary["model"] = {"kind": args.model, "dir": str(model_dir)}
     summary["reason_codes"] = None
     if args.reason_rows:
-        summary["reason_codes"] = bench_reason_codes(args, data[max(data)], model_dir)
+        summary["reason_codes"] = bench_reason_codes(args, data[max(data)]["parquet"], model_dir)
         print_reason_codes(summary["reason_codes"])
     summary["sizes"] = [public(result) for result in sizes]
     if not args.keep_outputs:
