@@ -58,7 +58,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from collections import Counter
@@ -77,6 +76,7 @@ import pyarrow.parquet as pq
 # The sample-data generator is not part of the installed package: it lives in the checkout's lib/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
+from benchlib import MemoryWatch
 from sampledata.files import CSV_SEPARATOR
 
 from defaultrisk.checks import RAW_COLUMNS, SKIPPED, duplicate_keys, present
@@ -109,7 +109,6 @@ CSV_VARIANTS = ("job", "job_no_reasons", "limit")
 DEFAULT_MODEL_HISTORY_ROWS = 90_000
 CHUNK_ROWS = 250_000  # rows generated (and written as one file) at a time
 POLL_SECONDS = 0.1
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MB = 1024 * 1024
 
 # The benchmark's model: 100 trees of depth 6 on an undersampled generated history, prior-corrected.
@@ -334,57 +333,24 @@ def ensure_head(data: Path, rows: int) -> Path:
 # --- running and measuring a process ---------------------------------------------------------------
 
 
-def process_tree_rss(root: int) -> int:
-    """Resident bytes of `root` and all its descendants, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    total, pending = 0, [root]
-    while pending:
-        pid = pending.pop()
-        pending.extend(children.get(pid, ()))
-        try:
-            with open(f"/proc/{pid}/statm") as fh:
-                total += int(fh.read().split()[1]) * PAGE_BYTES
-        except OSError:
-            continue
-    return total
-
-
-def watch_peak_rss(pid: int, done: threading.Event, peak: list[int]) -> None:
-    while not done.is_set():
-        peak[0] = max(peak[0], process_tree_rss(pid))
-        done.wait(POLL_SECONDS)
-
-
 def run_measured(command: list[str], log_path: Path, cwd: Path) -> tuple[dict, float, float]:
     """Run a command, return its last stdout line as JSON, its wall seconds and its peak tree RSS (MB)."""
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    done, peak = threading.Event(), [0]
     started = time.monotonic()
     with log_path.open("w") as stderr:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=cwd
         )
-        watcher = threading.Thread(target=watch_peak_rss, args=(process.pid, done, peak), daemon=True)
-        watcher.start()
+        watch = MemoryWatch(process, POLL_SECONDS)
+        watch.start()
         stdout, _ = process.communicate()
     wall = time.monotonic() - started
-    done.set()
-    watcher.join()
+    watch.join()
     lines = stdout.strip().splitlines()
     if process.returncode != 0 or not lines:
         raise SystemExit(f"{' '.join(command)} failed (exit {process.returncode}); see {log_path}")
-    return json.loads(lines[-1]), wall, peak[0] / MB
+    return json.loads(lines[-1]), wall, watch.peak_total / MB
 
 
 SHIPPED_CONFIG = REPO / "conf" / "score.toml"
