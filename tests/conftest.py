@@ -118,14 +118,15 @@ def _files_digest(folder: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def trained(request, history):
+def trained(request):
     """A real model trained by the training pipeline on the generated history: (model_dir, summary).
 
     Training takes a minute or more (the slowest fixture of each stage), so the model is trained once per
     `code_key()` into build/test-model/KEY/ and reused by later pytest processes while nothing it depends
     on changes. The history it was trained on is kept beside it, so the manifest's and the summary's paths
-    are those of the folder the tests read. A cached folder whose files changed since (a test must copy a
-    model before editing it) is trained again. Concurrent runs take turns on a lock file.
+    are those of the folder the tests read; the history (40,000 rows) and the session are made only to
+    train. A cached folder whose files changed since (a test must copy a model before editing it) is
+    trained again. Concurrent runs take turns on a lock file.
     """
     root = Path(os.environ.get(MODEL_CACHE_ENV, REPO / "build" / "test-model"))
     root.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,7 @@ def trained(request, history):
             return model_dir, kept["summary"]
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
-        shutil.copyfile(history[0], folder / "history.csv")
+        shutil.copyfile(request.getfixturevalue("history")[0], folder / "history.csv")
         spark = request.getfixturevalue("spark")
         summary = run_train(spark, small_train_config(folder / "history.csv", model_dir))
         record.write_text(json.dumps({"summary": summary, "files": _files_digest(model_dir)}, default=str))
