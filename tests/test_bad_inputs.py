@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from jobrun import run_job
 
 from defaultrisk.model import model_version
 from defaultrisk.schema import INPUT_COLUMNS
@@ -211,13 +212,9 @@ MODEL_CASES = {
 def _run(
     spark, capsys, model_dir: Path, input_path: Path, output: Path, *extra: str
 ) -> tuple[int, dict | None, str]:
-    argv = ["--input", str(input_path), "--model-dir", str(model_dir), "--output", str(output), *extra]
-    code = score_job.main(
-        [*argv, "--snapshot-date", DATE, "--results-csv", str(output.parent / "results.csv")], spark
-    )
-    captured = capsys.readouterr()
-    summary = json.loads(captured.out.strip().splitlines()[-1]) if code == 0 else None
-    return code, summary, captured.err
+    argv = ["--input", input_path, "--model-dir", model_dir, "--output", output, *extra]
+    argv += ["--snapshot-date", DATE, "--results-csv", output.parent / "results.csv"]
+    return run_job(score_job.main, argv, spark, capsys)
 
 
 def _only_the_failed_run_logged(spark, output: Path, err: str) -> None:
