@@ -1,12 +1,22 @@
-"""One local SparkSession, one small generated data set and one real trained model for the whole run."""
+"""One local SparkSession, one small generated data set and one real trained model for the whole run.
+
+The model is trained once per version of the code and kept under build/ (see `trained`): both pytest
+stages of scripts/test.sh, and reruns, use it instead of training their own.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
+import platform
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -25,6 +35,8 @@ from defaultrisk.training.pipeline import run_train
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
+# Where the trained model is kept between runs; build/ is ignored by git and never shipped.
+MODEL_CACHE_ENV = "DEFAULTRISK_TEST_MODEL_CACHE"
 HISTORY_ROWS = 40_000
 SNAPSHOT_ROWS = 3_000
 SNAPSHOT_BAD_ROWS = 7
@@ -90,12 +102,53 @@ def small_train_config(input_path: Path, model_dir: Path, **changes) -> TrainCon
     return replace(cfg, **changes)
 
 
+def code_key() -> str:
+    """What the trained model depends on: the product and sample-data code, its config files, this file
+    (the training settings and the history's size), the interpreter and every installed library."""
+    digest = hashlib.sha256(platform.python_version().encode())
+    files = [p for folder in ("lib", "conf") for p in sorted((REPO / folder).rglob("*")) if p.is_file()]
+    for path in [*files, Path(__file__)]:
+        if "__pycache__" in path.parts or ".egg-info" in str(path):
+            continue
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    versions = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    digest.update("\n".join(versions).encode())
+    return digest.hexdigest()[:20]
+
+
+def _files_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @pytest.fixture(scope="session")
-def trained(spark, history, tmp_path_factory):
-    """A real model trained by the training pipeline on the generated history: (model_dir, summary)."""
-    model_dir = tmp_path_factory.mktemp("model")
-    summary = run_train(spark, small_train_config(history[0], model_dir))
-    return model_dir, summary
+def trained(request):
+    """A real model trained by the training pipeline on the generated history: (model_dir, summary).
+
+    Training takes a minute or more (the slowest fixture of each stage), so the model is trained once per
+    `code_key()` into build/test-model/KEY/ and reused by later pytest processes while nothing it depends
+    on changes. The history it was trained on is kept beside it, so the manifest's and the summary's paths
+    are those of the folder the tests read; the history (40,000 rows) and the session are made only to
+    train. A cached folder whose files changed since (a test must copy a model before editing it) is
+    trained again. Concurrent runs take turns on a lock file.
+    """
+    root = Path(os.environ.get(MODEL_CACHE_ENV, REPO / "build" / "test-model"))
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / code_key()
+    model_dir, record = folder / "model", folder / "trained.json"
+    with (root / f"{folder.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record.is_file() and (kept := json.loads(record.read_text()))["files"] == _files_digest(model_dir):
+            return model_dir, kept["summary"]
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        shutil.copyfile(request.getfixturevalue("history")[0], folder / "history.csv")
+        spark = request.getfixturevalue("spark")
+        summary = run_train(spark, small_train_config(folder / "history.csv", model_dir))
+        record.write_text(json.dumps({"summary": summary, "files": _files_digest(model_dir)}, default=str))
+    return model_dir, json.loads(record.read_text())["summary"]
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -12,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
+from jobrun import run_job
 from sampledata import make_snapshot, write_original_csv
 from sampledata.outcomes import make_outcomes, write_outcomes_csv
 
@@ -86,9 +86,9 @@ def _outcomes(scored_fixture, name: str, factor: float) -> tuple[Path, pd.DataFr
 
 
 def _run(spark, capsys, *argv) -> tuple[int, dict, str]:
-    code = backtest_job.main([str(a) for a in argv], spark=spark)
-    captured = capsys.readouterr()
-    return code, json.loads(captured.out.strip().splitlines()[-1]), captured.err
+    code, summary, err = run_job(backtest_job.main, list(argv), spark, capsys)
+    assert summary is not None, err[-2000:]
+    return code, summary, err
 
 
 def _expected_defaults(scored_table: pd.DataFrame, outcomes: pd.DataFrame, day: date, end: date) -> dict:

@@ -2,6 +2,9 @@
 
 Every case ends either in a clear one-line error, its documented exit code and nothing written, or in
 scored and rejected rows whose counts reconcile with the input. No case may lose a row silently.
+
+The cases that are rows (a bad value, a bad uuid, a quoted field, a cut last line) share one file and
+one run, each row's outcome asserted by its uuid: a job run costs half a minute or more, a row nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from jobrun import run_job
 
 from defaultrisk.model import model_version
 from defaultrisk.schema import INPUT_COLUMNS
@@ -58,27 +62,6 @@ def _lines(rows) -> str:
     return "\n".join([";".join(INPUT_COLUMNS), *(";".join(r[c] for c in INPUT_COLUMNS) for r in rows)]) + "\n"
 
 
-def _truncated(folder: Path) -> Path:
-    text = _lines([row(1), row(2)])
-    path = folder / "in.csv"
-    path.write_text(text[: text.rindex(";NA;") + 1])  # the last line cut short, no newline
-    return path
-
-
-def _quoted_semicolon(folder: Path) -> Path:
-    text = _lines([row(1), row(2, merchant_category="@@")]).replace("@@", '"Food; drinks"')
-    path = folder / "in.csv"
-    path.write_text(text)
-    return path
-
-
-def _quoted_newline(folder: Path) -> Path:
-    text = _lines([row(1), row(2, merchant_category="@@"), row(3)]).replace("@@", '"Food\ndrinks"')
-    path = folder / "in.csv"
-    path.write_text(text)
-    return path
-
-
 def _parquet_wrong_type(folder: Path) -> Path:
     frame = pd.DataFrame([row(1), row(2)])
     frame["has_paid"] = [5, 1]  # a number where True/False belongs
@@ -87,90 +70,113 @@ def _parquet_wrong_type(folder: Path) -> Path:
     return path
 
 
+def _row_cases_file(folder: Path) -> Path:
+    """Every row of ROW_CASES in one file with an extra column; fields holding `;` or a newline quoted."""
+    columns = [*INPUT_COLUMNS, EXTRA_COLUMN]
+
+    def field(value: str) -> str:
+        return f'"{value}"' if ";" in value or "\n" in value else value
+
+    lines = [";".join(columns)]
+    for number, (values, _) in enumerate(r for rows in ROW_CASES.values() for r in rows):
+        lines.append(";".join(field(v) for v in [*(values[c] for c in INPUT_COLUMNS), f"note {number}"]))
+    last = lines[-1].split(";")
+    lines[-1] = ";".join(last[:-2]) + ";"  # the last line cut short
+    path = folder / "in.csv"
+    path.write_text("\n".join(lines))
+    return path
+
+
 CASES: dict[str, tuple] = {
     "missing column": (
         _csv([row(1)], columns=[c for c in INPUT_COLUMNS if c != "age"]),
         Outcome(3, "missing 1 required column(s): age"),
     ),
-    "extra column": (
-        _csv([{**row(1), "note": "x"}, {**row(2), "note": "y"}], columns=[*INPUT_COLUMNS, "note"]),
-        Outcome(0, scored=2),
-    ),
-    "column of the wrong type": (
-        _csv([row(1, age="young"), row(2, age="old"), row(3)]),
-        Outcome(0, scored=1, rejected=2, reason="age: not a number"),
-    ),
     "parquet column of the wrong type": (
         _parquet_wrong_type,
         Outcome(0, scored=1, rejected=1, reason="has_paid"),
     ),
-    "malformed uuid": (
-        _csv([row(1), row(2, uuid="12345")]),
-        Outcome(0, scored=1, rejected=1, reason="malformed"),
-    ),
-    "empty uuid": (
-        _csv([row(1), row(2, uuid="")]),
-        Outcome(0, scored=1, rejected=1, reason="uuid: missing"),
-    ),
-    "duplicate uuids": (
-        _csv([row(1), row(2), row(3, uuid=row(2)["uuid"])]),
-        Outcome(0, scored=1, rejected=2, reason="uuid: duplicate (2 rows)"),
-    ),
-    "duplicate uuids differing in case": (
-        _csv([row(1), row(2, uuid=GOOD_ROW["uuid"]), row(3, uuid=GOOD_ROW["uuid"].upper())]),
-        Outcome(0, scored=1, rejected=2, reason="uuid: duplicate (2 rows)"),
-    ),
     "empty file": (_text(b""), Outcome(3, "is empty")),
     "header only": (_text(";".join(INPUT_COLUMNS) + "\n"), Outcome(0)),
-    "truncated last line": (
-        _truncated,
-        Outcome(0, scored=1, rejected=1, reason="line: wrong number of fields"),
-    ),
     "comma-separated file": (
         _text(_lines([row(1)]).replace(";", ",")),
         Outcome(3, "is the file comma-separated?"),
     ),
-    "utf-8 byte-order mark": (
-        _text(b"\xef\xbb\xbf" + _lines([row(1), row(2)]).encode()),
+    # Two ways a file's bytes differ from the usual, in one file: each alone scores the same rows.
+    "utf-8 byte-order mark and crlf line endings": (
+        _text(b"\xef\xbb\xbf" + _lines([row(1), row(2)]).replace("\n", "\r\n").encode()),
         Outcome(0, scored=2),
-    ),
-    "crlf line endings": (_csv([row(1), row(2)], newline="\r\n"), Outcome(0, scored=2)),
-    "quoted field holding a semicolon": (_quoted_semicolon, Outcome(0, scored=2)),
-    "unseen categories": (
-        _csv([row(1, merchant_category="Space travel", merchant_group="Moon", name_in_email="X"), row(2)]),
-        Outcome(0, scored=2),
-    ),
-    "out-of-range values": (
-        _csv([row(1, age="130"), row(2, num_unpaid_bills="-3"), row(3, time_hours="25"), row(4)]),
-        Outcome(0, scored=1, rejected=3, reason="imum"),
-    ),
-    "java float suffixes and hex floats": (
-        _csv(
-            [
-                row(1, num_active_inv="5d"),
-                row(2, num_unpaid_bills="7F"),
-                row(3, avg_payment_span_0_12m="0x1p3"),
-                row(4, default="1d"),  # the label is not read without --unlabeled-only
-                row(5, avg_payment_span_0_12m="+1.5E+1", max_paid_inv_0_12m=".5", recovery_debt="3."),
-                row(6, time_hours="2e0", account_amount_added_12_24m="-0"),
-            ]
-        ),
-        Outcome(0, scored=3, rejected=3, reason="not a number"),
-    ),
-    "a count of 1e19 or more": (
-        _csv([row(1, num_active_inv="1e19"), row(2, num_unpaid_bills="-1e300"), row(3)]),
-        Outcome(0, scored=1, rejected=2, reason="too large"),
     ),
     "utf-16 file": (
         _text(_lines([row(1), row(2)]).encode("utf-16")),
         Outcome(3, "UTF-16"),
     ),
-    "quoted field holding a newline": (_quoted_newline, Outcome(0, scored=3)),
-    "nan and inf": (
-        _csv([row(1, max_paid_inv_0_12m="NaN"), row(2, avg_payment_span_0_3m="-inf"), row(3)]),
-        Outcome(0, scored=1, rejected=2, reason="not a finite number"),
-    ),
 }
+
+NOT_A_NUMBER = "not a number"
+DUPLICATE = "uuid: duplicate (2 rows)"
+# Rows of one file, each with the reason it is rejected for (a part of it), or None: scored. Every case
+# numbers its rows from its own hundred, so no uuid is shared by accident.
+ROW_CASES: dict[str, list[tuple[dict, str | None]]] = {
+    "column of the wrong type": [
+        (row(101, age="young"), "age: not a number"),
+        (row(102, age="old"), "age: not a number"),
+        (row(103), None),
+    ],
+    "malformed uuid": [(row(201), None), (row(202, uuid="12345"), "malformed")],
+    "empty uuid": [(row(301), None), (row(302, uuid=""), "uuid: missing")],
+    "duplicate uuids": [
+        (row(401), None),
+        (row(402), DUPLICATE),
+        (row(403, uuid=row(402)["uuid"]), DUPLICATE),
+    ],
+    "duplicate uuids differing in case": [
+        (row(501), None),
+        (row(502, uuid=GOOD_ROW["uuid"]), DUPLICATE),
+        (row(503, uuid=GOOD_ROW["uuid"].upper()), DUPLICATE),
+    ],
+    "unseen categories": [
+        (row(601, merchant_category="Space travel", merchant_group="Moon", name_in_email="X"), None),
+        (row(602), None),
+    ],
+    "out-of-range values": [
+        (row(701, age="130"), "imum"),
+        (row(702, num_unpaid_bills="-3"), "imum"),
+        (row(703, time_hours="25"), "imum"),
+        (row(704), None),
+    ],
+    "java float suffixes and hex floats": [
+        (row(801, num_active_inv="5d"), NOT_A_NUMBER),
+        (row(802, num_unpaid_bills="7F"), NOT_A_NUMBER),
+        (row(803, avg_payment_span_0_12m="0x1p3"), NOT_A_NUMBER),
+        (row(804, default="1d"), None),  # the label is not read without --unlabeled-only
+        (row(805, avg_payment_span_0_12m="+1.5E+1", max_paid_inv_0_12m=".5", recovery_debt="3."), None),
+        (row(806, time_hours="2e0", account_amount_added_12_24m="-0"), None),
+    ],
+    "a count of 1e19 or more": [
+        (row(901, num_active_inv="1e19"), "too large"),
+        (row(902, num_unpaid_bills="-1e300"), "too large"),
+        (row(903), None),
+    ],
+    "nan and inf": [
+        (row(1001, max_paid_inv_0_12m="NaN"), "not a finite number"),
+        (row(1002, avg_payment_span_0_3m="-inf"), "not a finite number"),
+        (row(1003), None),
+    ],
+    "quoted field holding a semicolon": [
+        (row(1101), None),
+        (row(1102, merchant_category="Food; drinks"), None),
+    ],
+    "quoted field holding a newline": [
+        (row(1201), None),
+        (row(1202, merchant_category="Food\ndrinks"), None),
+        (row(1203), None),
+    ],
+    # Must stay last: the file's last line, cut short (two fields short, no newline).
+    "truncated last line": [(row(1301), None), (row(1302), "line: wrong number of fields")],
+}
+# The file also carries a column the schema does not know: its rows score all the same.
+EXTRA_COLUMN = "note"
 
 
 def _tamper_model(model_dir: Path, case: str) -> None:
@@ -206,13 +212,9 @@ MODEL_CASES = {
 def _run(
     spark, capsys, model_dir: Path, input_path: Path, output: Path, *extra: str
 ) -> tuple[int, dict | None, str]:
-    argv = ["--input", str(input_path), "--model-dir", str(model_dir), "--output", str(output), *extra]
-    code = score_job.main(
-        [*argv, "--snapshot-date", DATE, "--results-csv", str(output.parent / "results.csv")], spark
-    )
-    captured = capsys.readouterr()
-    summary = json.loads(captured.out.strip().splitlines()[-1]) if code == 0 else None
-    return code, summary, captured.err
+    argv = ["--input", input_path, "--model-dir", model_dir, "--output", output, *extra]
+    argv += ["--snapshot-date", DATE, "--results-csv", output.parent / "results.csv"]
+    return run_job(score_job.main, argv, spark, capsys)
 
 
 def _only_the_failed_run_logged(spark, output: Path, err: str) -> None:
@@ -245,6 +247,25 @@ def test_bad_input(case, spark, trained, tmp_path, capsys):
         reasons = pq.read_table(output / "_rejects" / f"snapshot_date={DATE}").column("reason").to_pylist()
         assert len(reasons) == expected.rejected
         assert all(expected.reason in r for r in reasons), reasons
+
+
+def test_bad_rows_each_get_their_reason_in_one_run(spark, trained, tmp_path, capsys):
+    expected = [(values["uuid"], reason) for rows in ROW_CASES.values() for values, reason in rows]
+    output = tmp_path / "scored"
+    code, summary, err = _run(spark, capsys, trained[0], _row_cases_file(tmp_path), output)
+    assert code == 0, err[-2000:]
+    scored = sorted(uuid for uuid, reason in expected if reason is None)
+    rejected = sorted(uuid for uuid, reason in expected if reason is not None)
+    assert summary["input_rows"] == summary["scored_rows"] + summary["rejected_rows"] == len(expected)
+    assert (summary["scored_rows"], summary["rejected_rows"]) == (len(scored), len(rejected))
+    assert sorted(pq.read_table(output / f"snapshot_date={DATE}").column("uuid").to_pylist()) == scored
+    results = (tmp_path / "results.csv").read_text().splitlines()
+    assert sorted(line.split(";")[0] for line in results[1:]) == scored
+    rejects = pq.read_table(output / "_rejects" / f"snapshot_date={DATE}").to_pylist()
+    assert sorted(r["uuid"] or "" for r in rejects) == rejected
+    wanted = {uuid: reason for uuid, reason in expected if reason is not None}
+    wrong = [(r["uuid"], r["reason"]) for r in rejects if wanted[r["uuid"] or ""] not in r["reason"]]
+    assert wrong == [], wrong
 
 
 @pytest.mark.parametrize("case", sorted(MODEL_CASES))

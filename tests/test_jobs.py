@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from jobrun import run_job
 from pyspark import TaskContext
 from sampledata import make_history, write_original_csv
 
@@ -29,17 +30,9 @@ import train as train_job  # noqa: E402
 pytestmark = pytest.mark.job
 
 
-def _summary(capsys) -> dict:
-    out = capsys.readouterr().out.strip().splitlines()
-    return json.loads(out[-1])
-
-
 def _score(spark, capsys, model_dir, input_path, output, date, *extra) -> tuple[int, dict | None, str]:
-    argv = ["--input", str(input_path), "--model-dir", str(model_dir), "--output", str(output)]
-    code = score_job.main([*argv, "--snapshot-date", date, *extra], spark=spark)
-    captured = capsys.readouterr()
-    lines = captured.out.strip().splitlines()
-    return code, (json.loads(lines[-1]) if code == 0 else None), captured.err
+    argv = ["--input", input_path, "--model-dir", model_dir, "--output", output]
+    return run_job(score_job.main, [*argv, "--snapshot-date", date, *extra], spark, capsys)
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -55,11 +48,9 @@ def test_train_job_writes_model_manifest_and_metrics(spark, history, tmp_path, c
     config = tmp_path / "train.toml"
     config.write_text(SMALL_TRAIN_TOML)
     model_dir = tmp_path / "model"
-    code = train_job.main(
-        ["--input", str(history[0]), "--model-dir", str(model_dir), "--config", str(config)], spark=spark
-    )
+    argv = ["--input", history[0], "--model-dir", model_dir, "--config", config]
+    code, summary, _ = run_job(train_job.main, argv, spark, capsys)
     assert code == 0
-    summary = _summary(capsys)
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert summary["model_version"] == manifest["model_version"]
     assert manifest["training"]["xgboost"]["n_estimators"] == 30
@@ -67,7 +58,11 @@ def test_train_job_writes_model_manifest_and_metrics(spark, history, tmp_path, c
     assert (model_dir / "metrics.json").is_file()
 
 
-def test_score_job_writes_table_rejects_results_and_reconciles(spark, trained, snapshot, tmp_path, capsys):
+def test_score_job_writes_table_rejects_results_and_reconciles_and_a_failing_rerun_leaves_them(
+    spark, trained, snapshot, tmp_path, capsys
+):
+    """One scored table, then a rerun of its date that fails after scoring (its results.csv cannot be
+    written): the table, its rejects and results.csv are left byte-identical."""
     path, frame, info = snapshot
     results = tmp_path / "results.csv"
     code, summary, _ = _score(
@@ -113,8 +108,21 @@ def test_score_job_writes_table_rejects_results_and_reconciles(spark, trained, s
     assert all(re.fullmatch(r"[0-9a-fA-F-]{36};[01]\.[0-9]{10}", line) for line in lines[1:])
     assert all(pd == f"{by_uuid[uuid]:.10f}" for uuid, pd in (line.split(";") for line in lines[1:]))
 
+    output = tmp_path / "scored"
+    before = _digest(output)
+    results_before = results.read_bytes()
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the results folder should be")
+    smaller = write_csv(tmp_path / "smaller.csv", [row(1), row(2, age="7")])
+    blocked_results = ("--results-csv", blocked / "results.csv")
+    code, _, err = _score(spark, capsys, trained[0], smaller, output, "2026-11-21", *blocked_results)
+    assert code != 0
+    assert err.strip().splitlines()[-1].startswith("score:")
+    assert _digest(output) == before  # neither the scores nor the rejects moved; staging cleaned up
+    assert results.read_bytes() == results_before
 
-def test_rerun_replaces_its_date_and_leaves_other_dates_byte_identical(
+
+def test_rerun_replaces_its_date_and_leaves_other_dates_byte_identical_and_all_rejected_empties_it(
     spark, trained, snapshot, tmp_path, capsys
 ):
     output = tmp_path / "scored"
@@ -137,22 +145,18 @@ def test_rerun_replaces_its_date_and_leaves_other_dates_byte_identical(
     kept = [p for p in output.rglob("*.parquet") if not {"_runs", "_drift"} & set(p.parts)]
     assert [p for p in kept if p.parent not in live] == []
 
-
-def test_rerun_with_every_row_rejected_empties_that_date(spark, trained, snapshot, tmp_path, capsys):
-    output = tmp_path / "scored"
-    assert _score(spark, capsys, trained[0], snapshot[0], output, "2026-11-21")[0] == 0
+    # A rerun whose every row is rejected empties its date: no rows, but the table's columns.
     bad = write_csv(tmp_path / "bad.csv", [row(1, age="7"), row(2, age="8")])
     code, summary, _ = _score(spark, capsys, trained[0], bad, output, "2026-11-21")
     assert code == 0
     assert (summary["scored_rows"], summary["rejected_rows"]) == (0, 2)
-    partition = output / "snapshot_date=2026-11-21"
-    assert json.loads((partition / "_SUCCESS").read_text())["scored_rows"] == 0
-    emptied = pq.read_table(partition)  # no rows, but the table's columns: readers still see its schema
+    assert json.loads((other / "_SUCCESS").read_text())["scored_rows"] == 0
+    emptied = pq.read_table(other)  # readers still see its schema
     assert emptied.num_rows == 0
     assert {"uuid", "pd", "is_high_risk", "reason_codes", "model_version", "scored_at"} <= set(
         emptied.schema.names
     )
-    assert pq.read_table(output / "_rejects" / "snapshot_date=2026-11-21").num_rows == 2
+    assert pq.read_table(other_rejects).num_rows == 2
 
 
 def test_unlabeled_only_scores_just_the_rows_without_a_default(spark, trained, tmp_path, capsys):
@@ -257,36 +261,6 @@ def test_jobs_run_as_scripts_with_exit_codes_and_a_summary_line(tmp_path):
     assert refused.returncode == 4
     assert refused.stderr.strip().splitlines()[-1].startswith("score: error: no manifest.json")
     assert refused.stdout == ""
-
-
-def test_a_run_failing_after_scoring_leaves_the_old_partitions_byte_identical(
-    spark, trained, snapshot, tmp_path, capsys
-):
-    output = tmp_path / "scored"
-    results = tmp_path / "results.csv"
-    assert (
-        _score(spark, capsys, trained[0], snapshot[0], output, "2026-11-21", "--results-csv", str(results))[0]
-        == 0
-    )
-    before = _digest(output)
-    results_before = results.read_bytes()
-    blocked = tmp_path / "not-a-folder"
-    blocked.write_text("a file where the results folder should be")
-    smaller = write_csv(tmp_path / "smaller.csv", [row(1), row(2, age="7")])
-    code, _, err = _score(
-        spark,
-        capsys,
-        trained[0],
-        smaller,
-        output,
-        "2026-11-21",
-        "--results-csv",
-        str(blocked / "results.csv"),
-    )
-    assert code != 0
-    assert err.strip().splitlines()[-1].startswith("score:")
-    assert _digest(output) == before  # neither the scores nor the rejects moved; staging cleaned up
-    assert results.read_bytes() == results_before
 
 
 def test_scoring_twice_gives_identical_rows_and_results_bytes(spark, trained, snapshot, tmp_path, capsys):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from jobrun import run_job
 
 from defaultrisk.errors import ModelError
 from defaultrisk.model import MODEL_KEY_ENV, model_version, read_checked_model, sha256_bytes, sign_model
@@ -48,10 +49,7 @@ def _score(spark, capsys, model_dir: Path, input_path: Path, root: Path) -> tupl
     config.write_text(QUIET_DRIFT)
     argv = ["--input", str(input_path), "--model-dir", str(model_dir), "--output", str(root / "scored")]
     argv += ["--snapshot-date", DATE, "--config", str(config), "--results-csv", str(root / "results.csv")]
-    code = score_job.main(argv, spark=spark)
-    captured = capsys.readouterr()
-    lines = captured.out.strip().splitlines()
-    return code, (json.loads(lines[-1]) if code == 0 else None), captured.err
+    return run_job(score_job.main, argv, spark, capsys)
 
 
 def _scored(root: Path) -> list[dict]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
+from jobrun import run_job
 from sampledata import make_snapshot, write_original_csv
 
 from defaultrisk.model import model_version
@@ -47,10 +48,7 @@ def quiet(tmp_path) -> Path:
 
 
 def _run(spark, capsys, *argv) -> tuple[int, dict | None, str]:
-    code = score_job.main([str(a) for a in argv], spark=spark)
-    captured = capsys.readouterr()
-    lines = captured.out.strip().splitlines()
-    return code, (json.loads(lines[-1]) if lines else None), captured.err
+    return run_job(score_job.main, list(argv), spark, capsys)
 
 
 def _template(snapshots: Path) -> str:

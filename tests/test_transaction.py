@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from jobrun import run_job
 
 from defaultrisk.scoring.journal import journal_path
 from defaultrisk.scoring.runlog import runs_path
@@ -49,8 +50,8 @@ def quiet(tmp_path) -> Path:
 
 def _score(spark, capsys, trained, quiet, input_path, output, day=DAY, *extra) -> tuple[int, str]:
     argv = ["--input", input_path, "--model-dir", trained[0], "--output", output, "--config", quiet]
-    code = score_job.main([str(a) for a in [*argv, "--snapshot-date", day, *extra]], spark=spark)
-    return code, capsys.readouterr().err
+    code, _, err = run_job(score_job.main, [*argv, "--snapshot-date", day, *extra], spark, capsys)
+    return code, err
 
 
 def _rows(output: Path, day: str) -> int:
