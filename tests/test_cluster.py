@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from sampledata import make_history, make_snapshot, write_original_csv
+from test_quiet_logs import NOISE
 
 from conftest import SMALL_TRAIN_TOML
 
@@ -192,3 +193,11 @@ def test_scoring_on_the_cluster_gives_the_local_rows_and_results_csv(cluster, ru
     cluster_csv = (on_cluster["out"] / "results.csv").read_bytes()
     assert len(local_csv.splitlines()) == local["score"]["scored_rows"] + 1
     assert cluster_csv == local_csv
+
+
+def test_a_run_under_submit_sh_prints_no_exception_or_stack_trace(runs):
+    """`scripts/submit.sh`'s scoring run, driver and Spark logs both, as quiet as the local launchers'."""
+    log = runs["cluster"]["score_log"]
+    assert runs["cluster"]["score"]["scored_rows"] > 0
+    found = NOISE.findall(log)
+    assert not found, f"{found[:5]} in:\n{log[-5000:]}"
