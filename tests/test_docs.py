@@ -59,4 +59,4 @@ def test_the_readme_is_a_front_door():
     readme = (REPO / "README.md").read_text()
     assert len(readme.splitlines()) <= 200
     assert "bash scripts/demo.sh" in readme and "bash scripts/test.sh" in readme
-    assert re.search(r"stage 1 about [\d,-]+ s, stage 2 about [\d,]+ s", readme)
+    assert re.search(r"stage 1 [\d,]+ s \(\d+ tests\), stage 2 [\d,]+ s \(\d+\s+tests", readme)
