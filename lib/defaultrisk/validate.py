@@ -38,11 +38,14 @@ def _keys(batch: pa.RecordBatch) -> pa.Array:
     return keys.filter(keys.is_valid()) if keys.null_count else keys
 
 
+def _hashes(keys: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each key, the same in every worker process."""
+    return pd.util.hash_array(keys.to_numpy(zero_copy_only=False)).view(np.int64)
+
+
 def _key_hashes(batches):
     for batch in batches:
-        keys = _keys(batch)
-        hashes = pd.util.hash_array(keys.to_numpy(zero_copy_only=False)).view(np.int64)
-        yield pa.RecordBatch.from_arrays([pa.array(hashes, pa.int64())], names=[_HASH])
+        yield pa.RecordBatch.from_arrays([pa.array(_hashes(_keys(batch)), pa.int64())], names=[_HASH])
 
 
 def duplicate_keys(df: DataFrame) -> list[tuple[str, int]]:
@@ -61,8 +64,7 @@ def duplicate_keys(df: DataFrame) -> list[tuple[str, int]]:
     def exact_keys(batches):
         for batch in batches:
             keys = _keys(batch)
-            hashed = pd.util.hash_array(keys.to_numpy(zero_copy_only=False)).view(np.int64)
-            wanted = np.isin(hashed, np.fromiter(hashes, dtype=np.int64))
+            wanted = np.isin(_hashes(keys), np.fromiter(hashes, dtype=np.int64))
             yield pa.RecordBatch.from_arrays([keys.filter(pa.array(wanted))], names=[_KEY])
 
     exact = uuids.mapInArrow(exact_keys, f"{_KEY} string").groupBy(_KEY).count().where("count > 1")

@@ -107,14 +107,15 @@ def check_and_score_batch(
     skipped = np.zeros(n, dtype=bool)
     if skip_labelled:
         skipped = checked.default.is_valid().to_numpy(zero_copy_only=False)
-    rows = np.flatnonzero(valid & ~skipped)
+    scoring = valid & ~skipped
+    rows = np.flatnonzero(scoring)
     pds, high, reasons = np.zeros(n), np.zeros(n, dtype=bool), np.full(n, None, dtype=object)
     if len(rows):
         scored = score_matrix(checked_matrix(checked)[rows], model, reason_codes, reason_rows)
         pds[rows], high[rows] = scored[0], scored[1]
         if scored[2] is not None:
             reasons[rows] = scored[2]
-    unscored = None if len(rows) == n else ~np.isin(np.arange(n), rows)
+    unscored = None if len(rows) == n else ~scoring
     rejected = ~valid & ~skipped
     raw = raw_struct(batch, mask=~rejected)
     return pa.RecordBatch.from_arrays(
