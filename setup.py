@@ -26,6 +26,11 @@ SERVE = [
     "threadpoolctl>=3",
 ]
 
+# The registry: MLflow's client, model registry and pyfunc flavour, and its SQLite store for the local
+# registry (a tracking server is the team's own). Without it the jobs run as before; a `models:/` URI
+# ends with exit 2 naming this extra.
+MLFLOW = ["mlflow-skinny>=3.10,<4", "sqlalchemy>=2", "alembic>=1.13"]
+
 
 class BuildWithConf(build_py):
     """Copy `conf/` (TOML settings, Spark properties, log4j2 configuration) into the built package."""
@@ -61,6 +66,7 @@ setup(
     extras_require={
         "spark": SPARK,
         "serve": [*SPARK, *SERVE],
+        "mlflow": MLFLOW,
         "test": TEST,
         "dev": [*TEST, "ruff>=0.6"],
     },
