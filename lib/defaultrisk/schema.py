@@ -222,3 +222,20 @@ SCORED_SCHEMA = T.StructType(
         T.StructField(SNAPSHOT_DATE, T.DateType(), False),
     ]
 )
+
+# The shadow table: challengers scored beside the live model, one row per scored customer and challenger,
+# at <output root>/_challengers/snapshot_date=YYYY-MM-DD/model_version=<challenger's version>/part-*.parquet.
+# The rows are exactly the main table's rows of that run (same uuids); `champion_version` is the live model's.
+CHALLENGERS_DIR = "_challengers"
+CHAMPION_VERSION = "champion_version"
+SHADOW_SCHEMA = T.StructType(
+    [
+        T.StructField(UUID, T.StringType(), False),
+        T.StructField(PD, T.DoubleType(), False),
+        T.StructField(GRADE, T.IntegerType(), True),
+        T.StructField(CHAMPION_VERSION, T.StringType(), False),
+        T.StructField(SCORED_AT, T.TimestampType(), False),
+        T.StructField(SNAPSHOT_DATE, T.DateType(), False),
+        T.StructField(MODEL_VERSION, T.StringType(), False),
+    ]
+)
