@@ -123,32 +123,45 @@ def _files_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-@pytest.fixture(scope="session")
-def trained(request):
+def _kept_model(request, name: str, **changes) -> tuple[Path, dict]:
     """A real model trained by the training pipeline on the generated history: (model_dir, summary).
 
     Training takes a minute or more (the slowest fixture of each stage), so the model is trained once per
-    `code_key()` into build/test-model/KEY/ and reused by later pytest processes while nothing it depends
-    on changes. The history it was trained on is kept beside it, so the manifest's and the summary's paths
-    are those of the folder the tests read; the history (40,000 rows) and the session are made only to
-    train. A cached folder whose files changed since (a test must copy a model before editing it) is
-    trained again. Concurrent runs take turns on a lock file.
+    `code_key()` into build/test-model/KEY/NAME/ and reused by later pytest processes while nothing it
+    depends on changes. The history it was trained on is kept beside it, so the manifest's and the
+    summary's paths are those of the folder the tests read; the history (40,000 rows) and the session are
+    made only to train. A cached folder whose files changed since (a test must copy a model before
+    editing it) is trained again. Concurrent runs take turns on a lock file.
     """
     root = Path(os.environ.get(MODEL_CACHE_ENV, REPO / "build" / "test-model"))
     root.mkdir(parents=True, exist_ok=True)
-    folder = root / code_key()
+    folder = root / code_key() / name
     model_dir, record = folder / "model", folder / "trained.json"
-    with (root / f"{folder.name}.lock").open("w") as lock:
+    with (root / f"{code_key()}-{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if record.is_file() and (kept := json.loads(record.read_text()))["files"] == _files_digest(model_dir):
             return model_dir, kept["summary"]
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
+        folder.mkdir(parents=True)
         shutil.copyfile(request.getfixturevalue("history")[0], folder / "history.csv")
         spark = request.getfixturevalue("spark")
-        summary = run_train(spark, small_train_config(folder / "history.csv", model_dir))
+        summary = run_train(spark, small_train_config(folder / "history.csv", model_dir, **changes))
         record.write_text(json.dumps({"summary": summary, "files": _files_digest(model_dir)}, default=str))
     return model_dir, json.loads(record.read_text())["summary"]
+
+
+@pytest.fixture(scope="session")
+def trained(request):
+    """The live model of the tests (see `_kept_model`): (model_dir, summary)."""
+    return _kept_model(request, "champion")
+
+
+@pytest.fixture(scope="session")
+def challenger_trained(request):
+    """A second real model on the same history, shallower and from another seed, to be scored beside
+    the first as a challenger: (model_dir, summary). Its pd differs from the champion's on every row."""
+    xgb_params = XGBoostParams(n_estimators=60, max_depth=2, learning_rate=0.15, nthread=1)
+    return _kept_model(request, "challenger", xgboost=xgb_params, seed=11)
 
 
 @pytest.fixture(scope="session")
