@@ -1,7 +1,8 @@
 """Write sample input for the jobs: a labelled history table and nightly customer snapshots.
 
-The files have the original format (`;`-separated, `NA` for missing) so the jobs read them exactly as they
-read real data. Each file's true pd goes to `truth/`, beside the data, for judging a trained model.
+Snapshots follow one portfolio: each date brings back most of the previous date's customers (a few with
+changed values) and some new ones. The files have the original format (`;`-separated, `NA` for missing)
+so the jobs read them exactly as they read real data. Each file's true pd goes to `truth/`, beside the data, for judging a trained model.
 
     python scripts/make_sample_data.py --out DIR [--history-rows 100000] [--snapshot-rows 10000]
         [--dates 2026-11-21,2026-11-22,2026-11-23] [--bad-rows 7] [--seed 7] [--unlabeled-fraction 0.0]
@@ -24,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 from sampledata import (
     TRUE_PD,
     make_history,
-    make_snapshot,
-    snapshot_seed,
+    make_snapshots,
     write_original_csv,
     write_truth,
 )
@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     outcomes = []
-    for day in args.dates:
-        snapshot, info = make_snapshot(args.snapshot_rows, snapshot_seed(args.seed, day), args.bad_rows)
+    seen: set[str] = set()  # customers whose outcome is drawn: at their first snapshot as a valid row
+    snapshots = make_snapshots(args.snapshot_rows, args.dates, args.seed, args.bad_rows)
+    for day, (snapshot, info) in zip(args.dates, snapshots, strict=True):
         name = f"customers_{day.isoformat()}"
         path = out / "snapshots" / f"{name}.csv"
         truth_path = truth_dir / f"{name}_true_pd.csv"
@@ -115,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         scored[info["rejected_rows"]] = False
         write_truth(snapshot[UUID].to_numpy()[scored], info[TRUE_PD][scored], truth_path)
         print(f"wrote {truth_path} ({int(scored.sum())} rows)")
-        true_pd = np.where(scored, info[TRUE_PD], np.nan)  # a rejected row is never scored
+        # A rejected row is never scored; a returning customer already has its outcome (one per customer).
+        first = scored & ~snapshot[UUID].isin(seen).to_numpy()
+        true_pd = np.where(first, info[TRUE_PD], np.nan)
         outcomes.append(make_outcomes(snapshot[UUID], true_pd, day, args.window_months, args.seed))
+        seen.update(snapshot[UUID].to_numpy()[first])
         summary["snapshots"].append(
             {
                 "date": day.isoformat(),

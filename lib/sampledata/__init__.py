@@ -8,7 +8,13 @@ evaluation say how close a trained model gets to the best possible one.
 
 from sampledata.corrupt import BAD_KINDS, UNSEEN_CATEGORY
 from sampledata.files import TRUE_PD, write_original_csv, write_truth
-from sampledata.generator import generate_customers, make_history, make_snapshot, snapshot_seed
+from sampledata.generator import (
+    generate_customers,
+    make_history,
+    make_snapshot,
+    make_snapshots,
+    snapshot_seed,
+)
 from sampledata.risk import DEFAULT_RATE, true_default_probability
 
 __all__ = [
@@ -19,6 +25,7 @@ __all__ = [
     "generate_customers",
     "make_history",
     "make_snapshot",
+    "make_snapshots",
     "snapshot_seed",
     "true_default_probability",
     "write_original_csv",

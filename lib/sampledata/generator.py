@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from defaultrisk.schema import DEFAULT, FEATURE_NAMES, FEATURES, INPUT_COLUMNS, UUID
+from defaultrisk.schema import CATEGORY, DEFAULT, FEATURE_NAMES, FEATURES, FLAG, INPUT_COLUMNS, UUID
 from sampledata.account import account_columns
 from sampledata.corrupt import apply_damage, plan_damage
 from sampledata.files import TRUE_PD, WHOLE_KINDS
@@ -59,12 +60,16 @@ def generate_customers(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     features = _draw_features(rng, n)
     columns: dict[str, object] = {UUID: pd.Series(ids, dtype=object)}
     for feature in FEATURES:
-        values = features[feature.name]
-        if feature.kind in WHOLE_KINDS and not np.isnan(np.asarray(values, dtype=float)).any():
-            values = np.asarray(values).astype(np.int64)
-        columns[feature.name] = values
+        columns[feature.name] = _whole_if_complete(feature, features[feature.name])
     df = pd.DataFrame(columns, columns=[UUID, *FEATURE_NAMES])
     return df, true_default_probability(df)
+
+
+def _whole_if_complete(feature, values):
+    """A whole-number column without missing values as integers, as the original file writes it."""
+    if feature.kind in WHOLE_KINDS and not np.isnan(np.asarray(values, dtype=float)).any():
+        return np.asarray(values).astype(np.int64)
+    return values
 
 
 def make_history(n: int, seed: int, unlabeled_fraction: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -94,6 +99,13 @@ def make_snapshot(n: int, seed: int, bad_rows: int = 0) -> tuple[pd.DataFrame, d
     if bad_rows < 0:
         raise ValueError(f"bad_rows must be >= 0, got {bad_rows}")
     df, pd_true = generate_customers(n + bad_rows, seed)
+    return _damaged(df, pd_true, seed, n, bad_rows)
+
+
+def _damaged(
+    df: pd.DataFrame, pd_true: np.ndarray, seed: int, n: int, bad_rows: int
+) -> tuple[pd.DataFrame, dict]:
+    """`df` (`n + bad_rows` customers) with its bad rows and unseen categories written in, and its info."""
     damage = plan_damage(np.random.default_rng([seed, 2]), n, bad_rows)
     apply_damage(df, damage)
     rejected = damage.rejected_rows()
@@ -108,7 +120,58 @@ def make_snapshot(n: int, seed: int, bad_rows: int = 0) -> tuple[pd.DataFrame, d
     return df, info
 
 
+def make_snapshots(
+    n: int, dates: Sequence[date], seed: int, bad_rows: int = 0, returning: float = 0.8, changed: float = 0.1
+) -> list[tuple[pd.DataFrame, dict]]:
+    """Nightly snapshots of one portfolio, one per date in order, as `make_snapshot` lays each out.
+
+    The first is `make_snapshot(n, snapshot_seed(seed, first date), bad_rows)`. Each later one brings back
+    a `returning` share of the previous snapshot's customers (their uuids and, before any damage, their
+    values), of whom a `changed` share now have the values of a fresh draw (their situation changed, and
+    with it their true pd), and fills up with new customers; then its own bad rows are written in. So the
+    same customer is scored on several dates and a grade migration between dates shows movement.
+    """
+    if not (0.0 <= returning <= 1.0 and 0.0 <= changed <= 1.0):
+        raise ValueError(f"returning and changed must be in [0, 1], got {returning} and {changed}")
+    snapshots: list[tuple[pd.DataFrame, dict]] = []
+    previous: tuple[pd.DataFrame, np.ndarray] | None = None
+    for day in dates:
+        day_seed = snapshot_seed(seed, day)
+        df, pd_true = generate_customers(n + bad_rows, day_seed)
+        if previous is not None:
+            rng = np.random.default_rng([day_seed, 3])
+            df, pd_true = _portfolio(previous, (df, pd_true), rng, round(returning * n), changed)
+        previous = (df.copy(), pd_true.copy())
+        snapshots.append(_damaged(df, pd_true, day_seed, n, bad_rows))
+    return snapshots
+
+
+def _portfolio(previous, drawn, rng: np.random.Generator, returning: int, changed: float):
+    """`returning` customers of `previous` (a `changed` share with new values) and new ones from `drawn`,
+    shuffled; each a (frame, true pd) pair."""
+    (before, before_pd), (fresh, fresh_pd) = previous, drawn
+    kept = rng.choice(len(before), size=min(returning, len(before)), replace=False)
+    moved = np.flatnonzero(rng.random(kept.size) < changed)
+    new = fresh.iloc[moved.size : moved.size + len(fresh) - kept.size]
+    order = rng.permutation(kept.size + len(new))
+    columns = {UUID: np.concatenate([before[UUID].to_numpy()[kept], new[UUID].to_numpy()])[order]}
+    for feature in FEATURES:
+        returning_values = before[feature.name].to_numpy()[kept].astype(object)
+        # A changed customer keeps its uuid and takes the values (and true pd) of one of the fresh draws.
+        returning_values[moved] = fresh[feature.name].to_numpy()[: moved.size]
+        values = np.concatenate([returning_values, new[feature.name].to_numpy().astype(object)])[order]
+        if feature.kind == FLAG:
+            values = values.astype(bool)
+        elif feature.kind != CATEGORY:
+            values = values.astype(float)
+        columns[feature.name] = _whole_if_complete(feature, values)
+    pd_true = before_pd[kept].copy()
+    pd_true[moved] = fresh_pd[: moved.size]
+    pd_true = np.concatenate([pd_true, fresh_pd[moved.size : moved.size + len(new)]])[order]
+    return pd.DataFrame(columns, columns=[UUID, *FEATURE_NAMES]), pd_true
+
+
 def snapshot_seed(seed: int, snapshot_date: date) -> int:
-    """A seed of its own for each snapshot date, so every day brings different customers."""
+    """A seed of its own for each snapshot date: its new customers and its damage."""
     digest = hashlib.sha256(f"{seed}:{snapshot_date.isoformat()}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
