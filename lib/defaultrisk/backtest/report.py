@@ -133,16 +133,14 @@ def _stage_table(
     frame: DataFrame, days: list[date], root: str, table: str, tag: str
 ) -> list[StagedPartition]:
     """Stage one partition per snapshot date under ROOT's staging folder (`_staging/TAG/i/`), each to be
-    swapped into `table`: the backtest table itself, or its `_challengers` table."""
+    swapped into `table`: the backtest table itself, or its `_challengers` table. TAG starts with the
+    run id, which each partition's marker records."""
     staged = []
     for i, day in enumerate(days):
         part = stage_partition(frame.where(frame.snapshot_date == day).coalesce(1), root, day, f"{tag}/{i}")
         part = replace(part, partition=partition_path(table, day))
-        mark_staged(
-            frame.sparkSession,
-            part,
-            {"run_id": tag.split("/", maxsplit=1)[0], "snapshot_date": day.isoformat()},
-        )
+        run_id = tag.partition("/")[0]
+        mark_staged(frame.sparkSession, part, {"run_id": run_id, "snapshot_date": day.isoformat()})
         staged.append(part)
     return staged
 
