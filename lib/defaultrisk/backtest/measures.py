@@ -107,26 +107,38 @@ def _placed_tally(rows: DataFrame, keys: list[str], score: str) -> DataFrame:
     )
     whole = Window.partitionBy(*keys)
     upto = whole.orderBy(score).rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    placed = tally.select(
-        *keys,
-        score,
-        "pos",
-        "neg",
-        F.sum("pos").over(whole).alias("n1"),
-        F.sum("neg").over(whole).alias("n0"),
-        F.sum("pos").over(upto).alias("pos_upto"),
-        F.sum("neg").over(upto).alias("neg_upto"),
+    n1, n0 = F.sum("pos").over(whole), F.sum("neg").over(whole)
+    v10, v01 = _placements(
+        F.sum("pos").over(upto), F.sum("neg").over(upto), F.col("pos"), F.col("neg"), n1, n0
     )
-    return placed.select(
-        *keys,
-        score,
-        "pos",
-        "neg",
-        "n1",
-        "n0",
-        ((F.col("neg_upto") - 0.5 * F.col("neg")) / F.col("n0")).alias("v10"),
-        ((F.col("n1") - F.col("pos_upto") + 0.5 * F.col("pos")) / F.col("n1")).alias("v01"),
+    return tally.select(
+        *keys, score, "pos", "neg", n1.alias("n1"), n0.alias("n0"), v10.alias("v10"), v01.alias("v01")
     )
+
+
+def _placed_rows(rows: DataFrame, keys: list[str], score: str, prefix: str) -> DataFrame:
+    """Each row with its placements under `score` within its group of `keys`: `PREFIX10`, `PREFIX01`.
+
+    The same placements as `_placed_tally`, by windows over the rows themselves (a range frame takes
+    a row's ties along): no tally to join back to the rows.
+    """
+    ordered = Window.partitionBy(*keys).orderBy(score)
+    upto = ordered.rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    tied = ordered.rangeBetween(Window.currentRow, Window.currentRow)
+    whole = Window.partitionBy(*keys)
+    pos, neg = F.col(DEFAULTED).cast("double"), (1 - F.col(DEFAULTED)).cast("double")
+    v10, v01 = _placements(
+        F.sum(pos).over(upto), F.sum(neg).over(upto), F.sum(pos).over(tied), F.sum(neg).over(tied),
+        F.sum(pos).over(whole), F.sum(neg).over(whole),
+    )  # fmt: skip
+    return rows.select("*", v10.alias(f"{prefix}10"), v01.alias(f"{prefix}01"))
+
+
+def _placements(pos_upto, neg_upto, pos_tied, neg_tied, n1, n0) -> tuple[F.Column, F.Column]:
+    """DeLong's placements of a score from the defaulters and non-defaulters up to it (ties included),
+    at it, and in all: V10 = (non-defaulters below + half the tied) / n0, V01 = (defaulters above +
+    half the tied) / n1."""
+    return (neg_upto - 0.5 * neg_tied) / n0, (n1 - pos_upto + 0.5 * pos_tied) / n1
 
 
 # The paired rows of a champion and a challenger: the same customer on the same snapshot, both scored.
@@ -178,11 +190,7 @@ def paired_sums(paired: DataFrame) -> dict[tuple, dict]:
         SCOPE, F.explode(F.array(F.date_format(SNAPSHOT_DATE, "yyyy-MM-dd"), F.lit(POOLED)))
     )
     keys = [*PAIR, SCOPE]
-    for score, side in ((PD, "a"), (CHALLENGER_PD, "b")):
-        placed = _placed_tally(scoped, keys, score).select(
-            *keys, score, F.col("v10").alias(f"{side}10"), F.col("v01").alias(f"{side}01")
-        )
-        scoped = scoped.join(placed, on=[*keys, score], how="inner")
+    scoped = _placed_rows(_placed_rows(scoped, keys, PD, "a"), keys, CHALLENGER_PD, "b")
     defaulter, y = F.col(DEFAULTED) == 1, F.col(DEFAULTED)
     a10, b10, a01, b01 = (F.col(c) for c in ("a10", "b10", "a01", "b01"))
     ll_a, ll_b = _log_loss(PD), _log_loss(CHALLENGER_PD)
