@@ -124,3 +124,82 @@ def test_a_random_score_has_lost_its_discriminatory_power(population):
     rates = alarm_rates(true_pd, auc_reference, size=40_000, model=lambda p, rng: rng.random(p.size) * 0.03)
     print("detection of a random score:", rates)
     assert rates["auc_drop"] == 1.0
+
+
+def _brute_force_delong(outcome, score_a, score_b) -> dict:
+    """DeLong et al. (1988) written out: every defaulter against every non-defaulter, O(n1 x n0)."""
+    y = np.asarray(outcome).astype(bool)
+    placements = []
+    for score in (np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)):
+        x, z = score[y][:, None], score[~y][None, :]
+        psi = (x > z) + 0.5 * (x == z)  # psi[i, j]: defaulter i against non-defaulter j
+        placements.append((psi.mean(axis=1), psi.mean(axis=0), psi.mean()))
+    v10 = np.vstack([p[0] for p in placements])
+    v01 = np.vstack([p[1] for p in placements])
+    s = np.cov(v10) / y.sum() + np.cov(v01) / (~y).sum()  # the 2 x 2 covariance of the two AUCs
+    return {"auc": [p[2] for p in placements], "variance": np.diag(s), "covariance": s[0, 1]}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_paired_delong_equals_the_brute_force_computation(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    outcome = rng.random(n) < 0.2
+    champion = np.round(outcome * 0.8 + rng.normal(size=n), 1)  # rounded: ties within and across classes
+    challenger = np.round(champion + rng.normal(scale=0.7, size=n), 1)  # correlated with the champion
+    got = stats.paired_auc_delong(outcome, champion, challenger)
+    want = _brute_force_delong(outcome, champion, challenger)
+    assert [got.auc_a, got.auc_b] == pytest.approx(want["auc"], abs=1e-12)
+    assert [got.variance_a, got.variance_b] == pytest.approx(want["variance"], rel=1e-9)
+    assert got.covariance == pytest.approx(want["covariance"], rel=1e-9)
+    variance = want["variance"].sum() - 2 * want["covariance"]
+    assert got.variance_delta == pytest.approx(variance, rel=1e-9)
+    assert got.delta == pytest.approx(want["auc"][1] - want["auc"][0], abs=1e-12)
+    assert got.z == pytest.approx(got.delta / math.sqrt(variance), rel=1e-9)
+    assert got.p_value == pytest.approx(2 * sps.norm.sf(abs(got.z)), rel=1e-9)
+    assert got.auc_a == pytest.approx(roc_auc_score(outcome, champion), abs=1e-12)
+    # Each AUC's own variance is what the single-curve DeLong computation gives.
+    assert (got.auc_b, got.variance_b) == pytest.approx(stats.auc_delong(outcome, challenger), rel=1e-12)
+
+
+def test_paired_delong_on_identical_scores_says_no_difference():
+    rng = np.random.default_rng(5)
+    score = rng.random(500)
+    outcome = rng.random(500) < score * 0.3
+    same = stats.paired_auc_delong(outcome, score, score.copy())
+    assert same.delta == 0.0 and same.variance_delta == 0.0
+    assert (same.z, same.p_value) == (0.0, 1.0)
+    # A monotone transform orders the customers alike: the same ROC curve, still no difference.
+    assert stats.paired_auc_delong(outcome, score, score**3).p_value == 1.0
+    one_class = stats.paired_auc_delong(np.zeros(10, bool), score[:10], score[:10])
+    assert math.isnan(one_class.auc_a) and math.isnan(one_class.p_value)
+
+
+def test_paired_delong_finds_a_clearly_better_score_and_not_a_noisy_copy():
+    rng = np.random.default_rng(6)
+    n = 4000
+    true_pd = rng.beta(0.5, 20, size=n)
+    outcome = rng.random(n) < true_pd
+    weak = true_pd * np.exp(rng.normal(scale=1.5, size=n))  # the true pd, blurred
+    better = stats.paired_auc_delong(outcome, weak, true_pd)
+    assert better.delta > 0.03 and better.z > 3 and better.p_value < 0.001
+    worse = stats.paired_auc_delong(outcome, true_pd, weak)
+    assert worse.delta == pytest.approx(-better.delta) and worse.p_value == pytest.approx(better.p_value)
+    # Two equally good scores: in 200 seeded draws the test rejects at 5% about 5% of the time.
+    rejected = 0
+    for _ in range(REPETITIONS):
+        y = rng.random(1000) < true_pd[:1000]
+        a = true_pd[:1000] * np.exp(rng.normal(scale=0.5, size=1000))
+        b = true_pd[:1000] * np.exp(rng.normal(scale=0.5, size=1000))
+        rejected += stats.paired_auc_delong(y, a, b).p_value < LEVEL
+    assert abs(rejected / REPETITIONS - LEVEL) <= TOLERANCE
+
+
+def test_paired_mean_difference_is_a_paired_z_test():
+    rng = np.random.default_rng(7)
+    d = rng.normal(0.01, 0.05, size=2000)
+    mean, se, p = stats.paired_mean_difference(d.size, d.sum(), (d**2).sum())
+    assert mean == pytest.approx(d.mean()) and se == pytest.approx(d.std(ddof=1) / math.sqrt(d.size))
+    assert p == pytest.approx(2 * sps.norm.sf(abs(d.mean() / se)))
+    assert stats.paired_mean_difference(10, 0.0, 0.0) == (0.0, 0.0, 1.0)
+    assert all(math.isnan(v) for v in stats.paired_mean_difference(1, 0.1, 0.01))

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from defaultrisk.backtest import measures, stats
 from defaultrisk.backtest.config import (
@@ -195,11 +195,7 @@ def figures(graded: DataFrame, validated: DataFrame, snapshots: list, cfg: Backt
     """Per snapshot and grade: the Spark aggregates, then the figures."""
     if not snapshots:
         return []
-    spark = graded.sparkSession
-    windows = spark.createDataFrame(
-        [(s.snapshot_date, s.window_end) for s in snapshots],
-        f"{SNAPSHOT_DATE} date, {measures.WINDOW_END} date",
-    )
+    windows = windows_frame(graded.sparkSession, snapshots)
     labelled = measures.labelled_rows(graded, outcome_keys(validated), windows).cache()
     try:
         counts = measures.grade_counts(labelled)
@@ -211,3 +207,11 @@ def figures(graded: DataFrame, validated: DataFrame, snapshots: list, cfg: Backt
         mine = [c for c in counts if c[SNAPSHOT_DATE] == snap.snapshot_date]
         rows.extend(snapshot_rows(snap, mine, sums.get(snap.snapshot_date), cfg))
     return rows
+
+
+def windows_frame(spark: SparkSession, snapshots: list[Snapshot]) -> DataFrame:
+    """The backtested snapshots and their windows' last days, as `measures.labelled_rows` takes them."""
+    return spark.createDataFrame(
+        [(s.snapshot_date, s.window_end) for s in snapshots],
+        f"{SNAPSHOT_DATE} date, {measures.WINDOW_END} date",
+    )

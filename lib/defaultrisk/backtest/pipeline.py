@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
-from defaultrisk.backtest import config, evaluate, migration, outcomes, report, scored
+from defaultrisk.backtest import compare, config, evaluate, migration, outcomes, report, scored
 from defaultrisk.backtest.config import BacktestConfig
 from defaultrisk.errors import InputError
 from defaultrisk.grades import scale_from_manifest
@@ -29,6 +30,7 @@ def run_backtest(spark: SparkSession, cfg: BacktestConfig) -> dict:
     config.check_paths(cfg)
     manifests = evaluate.load_manifests(cfg.model_dirs)
     table = scored.read_scored(spark, cfg.scored_path)
+    shadow = scored.read_shadow(spark, cfg.scored_path)
     versions = scored.snapshot_versions(table)
     if not versions:
         raise InputError(f"the scored table {cfg.scored_path} has no rows")
@@ -54,6 +56,10 @@ def run_backtest(spark: SparkSession, cfg: BacktestConfig) -> dict:
         rows = evaluate.figures(graded, validated, snapshots, cfg)
         moved = migration.configured_migration(graded, cfg, versions, scales)
         failed = evaluate.failures(rows, cfg.fail_on)
+        challengers = None
+        if shadow is not None:  # challengers scored beside the live model: their figures, the comparison
+            found = compare.challengers(graded, shadow, validated, snapshots, manifests, cfg)
+            challengers = replace(found, header=compare.header(run_id, started_at, cfg))
         summary = {
             "status": evaluate.FAILED_STATUS if failed else "passed",
             "run_id": run_id,
@@ -66,9 +72,10 @@ def run_backtest(spark: SparkSession, cfg: BacktestConfig) -> dict:
             "skipped": skipped,
             "failed_tests": failed,
             **({"migration": moved} if moved else {}),
+            **({"comparisons": challengers.summary()} if challengers is not None else {}),
         }
         paths = report.write_outputs(
-            cfg.effective_output, run_id, rows, outcomes.rejected_outcomes(validated), summary, cfg.plots
+            cfg.effective_output, rows, outcomes.rejected_outcomes(validated), summary, cfg.plots, challengers
         )
     finally:
         validated.unpersist()

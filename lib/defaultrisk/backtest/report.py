@@ -3,7 +3,9 @@
 Layout under OUTPUT (default SCORED/_backtest):
 - `snapshot_date=YYYY-MM-DD/part-*.parquet` + `_SUCCESS`: one row per grade plus the portfolio row;
 - `_rejects/`: the outcome rows rejected by this run, with their reason;
-- `_report/`: `summary.json`, the plots, `migration_FROM_TO.json` / `.csv` when asked.
+- `_report/`: `summary.json`, the plots, `migration_FROM_TO.json` / `.csv` when asked;
+- with a shadow table: `_challengers/snapshot_date=YYYY-MM-DD/` (each challenger's rows, the table's
+  columns plus `champion_version`) and in `_report/` `comparison.json` and the comparison plots.
 
 Everything is first written under `OUTPUT/_staging/RUN_ID/` and only then swapped in, item by item,
 with the scoring job's rename swap: a run that fails before the swap leaves every previous output whole.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import tempfile
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -24,14 +27,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
+from defaultrisk.backtest.compare import Challengers
+from defaultrisk.backtest.measures import CHALLENGER
 from defaultrisk.errors import OutputError, first_line
-from defaultrisk.fs import publish_folder
+from defaultrisk.fs import mkdirs, publish_folder
 from defaultrisk.jsondata import plain, write_json
+from defaultrisk.schema import CHALLENGERS_DIR, CHAMPION_VERSION
 from defaultrisk.scoring.staging import (
     STAGING_DIR,
     StagedPartition,
     discard,
     mark_staged,
+    partition_path,
     stage_partition,
     swap_in,
 )
@@ -51,6 +58,10 @@ tests_failed array<string>, model_version string, window_end date, run_id string
 backtested_at timestamp, significance double
 """
 TABLE_COLUMNS = tuple(part.split()[0] for part in TABLE_DDL.split(","))
+# The challengers' table: the same rows for each challenger (model_version its own) and the champion it
+# was scored beside.
+CHALLENGERS_DDL = TABLE_DDL.rstrip() + f", {CHAMPION_VERSION} string\n"
+COMPARISON_FILE = "comparison.json"
 
 
 def _cell(value):
@@ -60,45 +71,78 @@ def _cell(value):
     return int(value) if isinstance(value, np.integer) else value
 
 
-def table_frame(spark: SparkSession, rows: list[dict], run_id: str, significance: float) -> DataFrame:
-    """The rows as a Spark frame of TABLE_DDL (NaN stored as null)."""
+def table_frame(
+    spark: SparkSession, rows: list[dict], run_id: str, significance: float, ddl: str = TABLE_DDL
+) -> DataFrame:
+    """The rows as a Spark frame of `ddl` (NaN stored as null)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     extra = {"run_id": run_id, "backtested_at": now, "significance": significance}
-    data = [tuple(_cell({**r, **extra}.get(name)) for name in TABLE_COLUMNS) for r in rows]
-    return spark.createDataFrame(data, TABLE_DDL)
+    columns = [part.split()[0] for part in ddl.split(",")]
+    data = [tuple(_cell({**r, **extra}.get(name)) for name in columns) for r in rows]
+    return spark.createDataFrame(data, ddl)
 
 
 def write_outputs(
     root: str,
-    run_id: str,
     rows: list[dict],
     rejects: DataFrame,
     summary: dict,
     plots: bool,
+    challengers: Challengers | None = None,
 ) -> dict:
     """Stage every output of the run, then swap each in; the paths written."""
-    spark = rejects.sparkSession
+    spark, run_id = rejects.sparkSession, summary["run_id"]
     root = root.rstrip("/")
     staged: list[StagedPartition] = []
     try:
         with tempfile.TemporaryDirectory(prefix="backtest-report-") as local:
             _write_report(Path(local), rows, summary, plots)
+            if challengers is not None:
+                _write_comparison(Path(local), challengers, plots)
             frame = table_frame(spark, rows, run_id, summary["significance"])
-            for i, day in enumerate(sorted({r["snapshot_date"] for r in rows})):
-                part = stage_partition(
-                    frame.where(frame.snapshot_date == day).coalesce(1), root, day, f"{run_id}/{i}"
+            staged.extend(_stage_table(frame, _days(rows), root, root, run_id))
+            if challengers is not None:
+                theirs = table_frame(
+                    spark, challengers.rows, run_id, summary["significance"], CHALLENGERS_DDL
                 )
-                mark_staged(spark, part, {"run_id": run_id, "snapshot_date": day.isoformat()})
-                staged.append(part)
+                shadow = f"{root}/{CHALLENGERS_DIR}"
+                days = _days(challengers.rows)
+                staged.extend(_stage_table(theirs, days, root, shadow, f"{run_id}/challengers"))
             staged.append(_stage_rejects(rejects, root, run_id))
             target = f"{root}/{STAGING_DIR}/{run_id}/report/{REPORT}"
             publish_folder(spark, local, target)
             staged.append(StagedPartition(root, f"{run_id}/report", f"{root}/{REPORT}", target))
+        if challengers is not None:
+            mkdirs(spark, f"{root}/{CHALLENGERS_DIR}")
         for part in staged:
             swap_in(spark, part)
     finally:
         discard(spark, StagedPartition(root, run_id, "", ""))
-    return {"table": root, "rejects": f"{root}/{REJECTS}", "report": f"{root}/{REPORT}"}
+    paths = {"table": root, "rejects": f"{root}/{REJECTS}", "report": f"{root}/{REPORT}"}
+    if challengers is not None:
+        paths["challengers"] = f"{root}/{CHALLENGERS_DIR}"
+        paths["comparison"] = f"{root}/{REPORT}/{COMPARISON_FILE}"
+    return paths
+
+
+def _days(rows: list[dict]) -> list[date]:
+    return sorted({r["snapshot_date"] for r in rows})
+
+
+def _stage_table(
+    frame: DataFrame, days: list[date], root: str, table: str, tag: str
+) -> list[StagedPartition]:
+    """Stage one partition per snapshot date under ROOT's staging folder (`_staging/TAG/i/`), each to be
+    swapped into `table`: the backtest table itself, or its `_challengers` table. TAG starts with the
+    run id, which each partition's marker records."""
+    staged = []
+    for i, day in enumerate(days):
+        part = stage_partition(frame.where(frame.snapshot_date == day).coalesce(1), root, day, f"{tag}/{i}")
+        part = replace(part, partition=partition_path(table, day))
+        run_id = tag.partition("/")[0]
+        mark_staged(frame.sparkSession, part, {"run_id": run_id, "snapshot_date": day.isoformat()})
+        staged.append(part)
+    return staged
 
 
 def _stage_rejects(rejects: DataFrame, root: str, run_id: str) -> StagedPartition:
@@ -126,6 +170,98 @@ def _write_report(folder: Path, rows: list[dict], summary: dict, plots: bool) ->
         _plot_rates(portfolio, folder / "default_rates.png")
         _plot_grades(rows, portfolio[-1]["snapshot_date"], folder / "grades.png")
         _plot_auc(portfolio, folder / "auc.png")
+
+
+def _write_comparison(folder: Path, challengers: Challengers, plots: bool) -> None:
+    write_json(folder / COMPARISON_FILE, challengers.document())
+    if plots and challengers.comparisons:
+        _plot_roc(challengers.tally, folder / "comparison_roc.png")
+        _plot_reliability(challengers.tally, folder / "comparison_calibration.png")
+        _plot_paired_auc(challengers.comparisons, folder / "comparison_auc.png")
+
+
+def _curves(tally: list[dict]) -> dict[tuple, list[dict]]:
+    """The pd tally's steps by (champion, challenger, side), highest pd first."""
+    out: dict[tuple, list[dict]] = {}
+    for r in tally:
+        out.setdefault((r[CHAMPION_VERSION], r[CHALLENGER], r["side"]), []).append(r)
+    return {k: sorted(v, key=lambda r: -r["pd_step"]) for k, v in sorted(out.items())}
+
+
+def _label(key: tuple) -> str:
+    champion, challenger, side = key
+    return f"champion {champion}" if side == "champion" else f"challenger {challenger}"
+
+
+def _plot_roc(tally: list[dict], path: Path) -> None:
+    """ROC curves of champion and challenger(s) on their paired rows, all snapshots pooled.
+
+    Drawn from the pd tallied on a grid of 200 steps per decade (`measures.pd_tally`): the curve's
+    points are the grid's thresholds, close to the exact curve at this resolution.
+    """
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for key, steps in _curves(tally).items():
+        defaults = np.array([s["defaults"] for s in steps], dtype=float)
+        others = np.array([s["customers"] for s in steps], dtype=float) - defaults
+        tpr = np.concatenate([[0.0], np.cumsum(defaults) / max(defaults.sum(), 1.0)])
+        fpr = np.concatenate([[0.0], np.cumsum(others) / max(others.sum(), 1.0)])
+        ax.plot(fpr, tpr, "-" if key[2] == "challenger" else "--", label=_label(key))
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="random")
+    ax.set(
+        xlabel="false positive rate (non-defaulters above the threshold)",
+        ylabel="true positive rate (defaulters above it)",
+        title="ROC curves on the same customers",
+    )
+    ax.legend(loc="lower right", fontsize="small")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _plot_reliability(tally: list[dict], path: Path, bins: int = 10) -> None:
+    """Observed default rate against mean pd in `bins` groups of about equal customers, each model."""
+    fig, ax = plt.subplots(figsize=(6, 6))
+    low = 1.0
+    for key, descending in _curves(tally).items():
+        steps = descending[::-1]
+        customers = np.array([s["customers"] for s in steps], dtype=float)
+        group = np.minimum((np.cumsum(customers) - customers / 2) * bins // customers.sum(), bins - 1)
+        n = np.bincount(group.astype(int), weights=customers, minlength=bins)
+        d = np.bincount(group.astype(int), weights=[s["defaults"] for s in steps], minlength=bins)
+        p = np.bincount(group.astype(int), weights=[s["sum_pd"] for s in steps], minlength=bins)
+        keep = (n > 0) & (d > 0)
+        mean_pd, rate = p[keep] / n[keep], d[keep] / n[keep]
+        low = min(low, *mean_pd, *rate) if keep.any() else low
+        ax.plot(mean_pd, rate, "s-" if key[2] == "challenger" else "o--", label=_label(key))
+    ax.plot([low, 1], [low, 1], ":", color="grey", label="perfect calibration")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel="mean pd", ylabel="observed default rate", title=f"Calibration, {bins} groups of customers")
+    ax.legend(loc="upper left", fontsize="small")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _plot_paired_auc(comparisons: list[dict], path: Path) -> None:
+    """ROC AUC per snapshot of the champion and each challenger on their paired rows."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    champions = set()
+    for c in comparisons:
+        dates = [date.fromisoformat(s["snapshot_date"]) for s in c["per_snapshot"]]
+        if (c[CHAMPION_VERSION], tuple(dates)) not in champions:
+            champions.add((c[CHAMPION_VERSION], tuple(dates)))
+            auc = [
+                np.nan if s["champion_roc_auc"] is None else s["champion_roc_auc"] for s in c["per_snapshot"]
+            ]
+            ax.plot(dates, auc, "o--", label=f"champion {c[CHAMPION_VERSION]}")
+        auc = [
+            np.nan if s["challenger_roc_auc"] is None else s["challenger_roc_auc"] for s in c["per_snapshot"]
+        ]
+        ax.plot(dates, auc, "s-", label=f"challenger {c[CHALLENGER]}")
+    ax.set(xlabel="snapshot date", ylabel="ROC AUC", title="Discriminatory power on the same customers")
+    ax.legend(fontsize="small")
+    fig.autofmt_xdate()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 def _errorbars(rows: list[dict]) -> np.ndarray:

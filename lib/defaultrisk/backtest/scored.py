@@ -10,8 +10,9 @@ from pyspark.sql import functions as F
 
 from defaultrisk.backtest import measures
 from defaultrisk.errors import InputError, first_line
+from defaultrisk.fs import path_exists
 from defaultrisk.grades import DEFAULT_SCALE, MasterScale, grade_column
-from defaultrisk.schema import MODEL_VERSION, PD, SNAPSHOT_DATE, UUID
+from defaultrisk.schema import CHALLENGERS_DIR, MODEL_VERSION, PD, SHADOW_SCHEMA, SNAPSHOT_DATE, UUID
 
 
 def read_scored(spark: SparkSession, path: str) -> DataFrame:
@@ -26,6 +27,21 @@ def read_scored(spark: SparkSession, path: str) -> DataFrame:
     if MODEL_VERSION not in scored.columns:
         scored = scored.withColumn(MODEL_VERSION, F.lit(None).cast("string"))
     return scored
+
+
+def read_shadow(spark: SparkSession, path: str) -> DataFrame | None:
+    """The shadow table beside the scored table (`SCORED/_challengers`), or None when there is none.
+
+    Read with its declared schema, so the partition values keep their types (a model_version that
+    looks like a number stays text).
+    """
+    shadow = f"{path.rstrip('/')}/{CHALLENGERS_DIR}"
+    if not path_exists(spark, shadow):
+        return None
+    try:
+        return spark.read.schema(SHADOW_SCHEMA).parquet(shadow)
+    except AnalysisException as exc:
+        raise InputError(f"cannot read the shadow table {shadow}: {first_line(exc)}") from exc
 
 
 def with_grades(scored: DataFrame, scales: dict[str | None, MasterScale]) -> DataFrame:

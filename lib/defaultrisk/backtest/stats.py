@@ -13,6 +13,7 @@ Conventions (see docs/backtest.md):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -75,24 +76,48 @@ def auc_delong(outcome, score) -> tuple[float, float]:
 
     The reference the Spark aggregation (`measures.discrimination`) is tested against.
     """
+    _, _, positives, negatives = _tally(outcome, score)
+    return auc_from_tally(positives, negatives)
+
+
+def _tally(outcome, score) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(outcome as bool, each row's index among the distinct scores, defaulters and non-defaulters per
+    distinct score, ascending)."""
     y = np.asarray(outcome).astype(bool)
-    s = np.asarray(score, dtype=float)
-    values, inverse = np.unique(s, return_inverse=True)
+    values, inverse = np.unique(np.asarray(score, dtype=float), return_inverse=True)
     positives = np.bincount(inverse, weights=y, minlength=len(values))
     negatives = np.bincount(inverse, weights=~y, minlength=len(values))
-    return auc_from_tally(positives, negatives)
+    return y, inverse, positives, negatives
+
+
+def row_placements(outcome, score) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's placement (`tally_placements`): V10 of the defaulters, V01 of the non-defaulters, in
+    row order. O(n log n): the tally of distinct scores, not the n1 x n0 comparisons."""
+    y, inverse, positives, negatives = _tally(outcome, score)
+    v10, v01 = tally_placements(positives, negatives)
+    return v10[inverse][y], v01[inverse][~y]
 
 
 def auc_from_tally(positives, negatives) -> tuple[float, float]:
     """AUC and DeLong variance from counts of defaulters and non-defaulters per distinct score, ascending."""
     pos, neg = np.asarray(positives, dtype=float), np.asarray(negatives, dtype=float)
+    v10, v01 = tally_placements(pos, neg)
+    return auc_from_sums(pos.sum(), neg.sum(), (pos * v10).sum(), (pos * v10**2).sum(), (neg * v01**2).sum())
+
+
+def tally_placements(positives, negatives) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's placements of each distinct score (ascending), from the counts per score.
+
+    V10: for a defaulter with that score, the share of non-defaulters scored lower; V01: for a
+    non-defaulter, the share of defaulters scored higher; ties count one half. The AUC is the mean
+    V10 over defaulters (and the mean V01 over non-defaulters).
+    """
+    pos, neg = np.asarray(positives, dtype=float), np.asarray(negatives, dtype=float)
     n1, n0 = pos.sum(), neg.sum()
     neg_below = np.cumsum(neg) - neg
     pos_above = n1 - np.cumsum(pos)
     with np.errstate(invalid="ignore", divide="ignore"):
-        v10 = (neg_below + 0.5 * neg) / n0  # per defaulter: share of non-defaulters scored lower
-        v01 = (pos_above + 0.5 * pos) / n1  # per non-defaulter: share of defaulters scored higher
-    return auc_from_sums(n1, n0, (pos * v10).sum(), (pos * v10**2).sum(), (neg * v01**2).sum())
+        return (neg_below + 0.5 * neg) / n0, (pos_above + 0.5 * pos) / n1
 
 
 def auc_from_sums(n1: float, n0: float, sum_v10: float, sum_v10_sq: float, sum_v01_sq: float):
@@ -107,6 +132,83 @@ def auc_from_sums(n1: float, n0: float, sum_v10: float, sum_v10_sq: float, sum_v
     s10 = (sum_v10_sq - n1 * auc**2) / (n1 - 1)
     s01 = (sum_v01_sq - n0 * auc**2) / (n0 - 1)
     return auc, float(s10 / n1 + s01 / n0)
+
+
+@dataclass(frozen=True)
+class PairedAuc:
+    """Two correlated ROC AUCs on the same rows (a: the champion, b: the challenger) and DeLong's test
+    of their difference: `delta` = b - a, `z` = delta / sqrt(`variance_delta`), two-sided `p_value`."""
+
+    auc_a: float
+    auc_b: float
+    variance_a: float
+    variance_b: float
+    covariance: float
+    delta: float
+    variance_delta: float
+    z: float
+    p_value: float
+
+
+def paired_auc_delong(outcome, score_a, score_b) -> PairedAuc:
+    """DeLong's test for two correlated ROC curves (DeLong, DeLong & Clarke-Pearson, Biometrics 1988)
+    on the same rows, from each row's placements under both scores.
+
+    The reference the Spark aggregation (`measures.paired_discrimination`) is tested against.
+    """
+    a10, a01 = row_placements(outcome, score_a)
+    b10, b01 = row_placements(outcome, score_b)
+    return paired_auc_from_sums(
+        a10.size,
+        a01.size,
+        (a10.sum(), (a10**2).sum(), (a01**2).sum()),
+        (b10.sum(), (b10**2).sum(), (b01**2).sum()),
+        (((b10 - a10) ** 2).sum(), ((b01 - a01) ** 2).sum()),
+    )
+
+
+def paired_auc_from_sums(n1: float, n0: float, sums_a: tuple, sums_b: tuple, sums_diff: tuple) -> PairedAuc:
+    """`PairedAuc` from placement sums: `sums_a`, `sums_b` each score's (sum V10, sum V10², sum V01²) as
+    `auc_from_sums` takes them; `sums_diff` the sums of the squared per-row differences of placements
+    (b - a) over defaulters and over non-defaulters.
+
+    The variance of the difference comes from the differences themselves, not as var a + var b - 2 cov:
+    it is then exactly 0 for identical scores, where the test says nothing (z 0, p-value 1). The
+    one formula both the numpy reference and the Spark aggregation end in; NaN when either class has
+    fewer than two customers.
+    """
+    sum_d10_sq, sum_d01_sq = sums_diff
+    auc_a, variance_a = auc_from_sums(n1, n0, *sums_a)
+    auc_b, variance_b = auc_from_sums(n1, n0, *sums_b)
+    if math.isnan(auc_a) or math.isnan(auc_b):
+        return PairedAuc(*(math.nan,) * 9)
+    delta = auc_b - auc_a
+    variance = max(
+        (sum_d10_sq - n1 * delta**2) / (n1 - 1) / n1 + (sum_d01_sq - n0 * delta**2) / (n0 - 1) / n0, 0.0
+    )
+    covariance = (variance_a + variance_b - variance) / 2.0
+    if variance > 0:
+        z = delta / math.sqrt(variance)
+        p_value = float(2.0 * stats.norm.sf(abs(z)))
+    else:  # every row placed alike by both scores: no difference to test
+        z, p_value = (0.0, 1.0) if delta == 0 else (math.nan, math.nan)
+    return PairedAuc(auc_a, auc_b, variance_a, variance_b, covariance, delta, variance, z, p_value)
+
+
+def paired_mean_difference(n: float, sum_d: float, sum_d_sq: float) -> tuple[float, float, float]:
+    """Mean of per-row differences (challenger - champion, e.g. of log loss), its standard error and
+    the two-sided p-value of a paired z test (n large: the rows are a portfolio's customers).
+
+    NaN where n < 2; p-value 1 when every difference is 0.
+    """
+    if n < 2:
+        return math.nan, math.nan, math.nan
+    mean = sum_d / n
+    variance = max((sum_d_sq - n * mean**2) / (n - 1), 0.0)
+    se = math.sqrt(variance / n)
+    if se == 0:
+        return mean, 0.0, 1.0 if mean == 0 else math.nan
+    return mean, se, float(2.0 * stats.norm.sf(abs(mean / se)))
 
 
 def auc_drop_p_value(auc_now: float, variance_now: float, auc_reference: float) -> float:
