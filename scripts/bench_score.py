@@ -9,6 +9,9 @@ a subprocess of its own so its memory is measured alone:
   the run summary's `seconds` (without Spark start-up); the process's wall time and start-up apart.
 - `job_no_reasons`: the same with `reason_codes = 0`; `reasons_vs_no_reasons` is the cost of the
   shipped reason codes as a ratio of the two.
+- `job_challenger`: the job as shipped with one `--challenger` (the 100-tree depth-6 model of the next
+  seed) scored beside the model into the shadow table; `challenger_vs_job` is its cost as a ratio. On
+  Parquet only.
 - `limit`: the job's work with the job's implementations, in one Python process: the raw rows read by
   pyarrow (Parquet typed; CSV with every column as text, as the job reads it), the whole input's
   duplicate uuids found first, then per batch `scoring.core.check_and_score_batch` (the entry contract,
@@ -42,10 +45,11 @@ seed, and reused by later runs. Run from the repository root:
 
 The tables go to stdout and the last stdout line is one JSON object: `rows`, per variant
 `{seconds, rows_per_s, peak_rss_mb}` (the job's also `wall_seconds`, `startup_seconds`, `stages`),
-`job_vs_limit`, `job_vs_xgboost_spark`, `reasons_vs_no_reasons`, `stages`, `max_abs_pd_diff` for
-Parquet; `csv` with the same keys for the original CSV format (`job_vs_xgboost_spark` null); then
-`reason_codes` (reasons for every row against none), `sizes` (the same figures for each `--rows`
-value, so peak memory can be compared across sizes; the top level holds the largest) and `model`.
+`job_vs_limit`, `job_vs_xgboost_spark`, `reasons_vs_no_reasons`, `challenger_vs_job`, `stages`,
+`max_abs_pd_diff` for Parquet; `csv` with the same keys for the original CSV format
+(`job_vs_xgboost_spark`, `challenger_vs_job` null); then `reason_codes` (reasons for every row against
+none), `sizes` (the same figures for each `--rows` value, so peak memory can be compared across sizes;
+the top level holds the largest) and `model`.
 Progress goes to stderr.
 """
 
@@ -100,8 +104,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 SCORE_JOB = REPO / "jobs" / "score.py"
 SNAPSHOT_DATE = "2026-11-24"
-VARIANTS = ("job", "job_no_reasons", "limit", "xgboost_spark")
-JOBS = ("job", "job_no_reasons")
+VARIANTS = ("job", "job_no_reasons", "job_challenger", "limit", "xgboost_spark")
+JOBS = ("job", "job_no_reasons", "job_challenger")
 # The snapshot's formats: Parquet first (its figures are the summary's top level), then the original CSV
 # format, which xgboost.spark cannot read (it has no reader of the format's contract).
 FORMATS = ("parquet", "csv")
@@ -372,12 +376,15 @@ def score_config(work_dir: Path, reason_codes: int, reason_rows: str) -> Path:
     return path
 
 
-def job_command(data: Path, model_dir: Path, output: Path, config: Path) -> list[str]:
+def job_command(
+    data: Path, model_dir: Path, output: Path, config: Path, challenger: Path | None
+) -> list[str]:
     return [
         sys.executable,
         str(SCORE_JOB),
         *("--input", str(data), "--model-dir", str(model_dir), "--output", str(output)),
         *("--snapshot-date", SNAPSHOT_DATE, "--config", str(config)),
+        *(("--challenger", str(challenger)) if challenger else ()),
     ]
 
 
@@ -397,7 +404,8 @@ def run_variant(  # noqa: PLR0913 -- few call sites; the variant and its files t
     shutil.rmtree(output, ignore_errors=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     if variant in JOBS:
-        command = job_command(data, model_dir, output, config[variant])
+        challenger = config["challenger"] if variant == "job_challenger" else None
+        command = job_command(data, model_dir, output, config[variant], challenger)
     else:
         command = variant_command(variant, data, model_dir, output)
     summary, wall, peak = run_measured(command, log_path, cwd=output.parent)
@@ -735,6 +743,7 @@ def figures(rows: int, runs: dict[str, list[Run]], differences: dict[str, float]
     result["job_vs_limit"] = ratio(result.get("job"), result.get("limit"))
     result["job_vs_xgboost_spark"] = ratio(result.get("xgboost_spark"), result.get("job"))
     result["reasons_vs_no_reasons"] = ratio(result.get("job"), result.get("job_no_reasons"))
+    result["challenger_vs_job"] = ratio(result.get("job_challenger"), result.get("job"))
     result["stages"] = (result.get("job") or {}).get("stages")
     result["max_abs_pd_diff"] = max(differences.values()) if differences else None
     result["_differences"], result["_walls"] = differences, walls
@@ -791,6 +800,8 @@ def print_table(result: dict, fmt: str) -> None:
         print(f"max |pd difference| {name.replace('_vs_', ' vs ')}: {value:.3g}")
     if result.get("reasons_vs_no_reasons"):
         print(f"job with the shipped reason codes / without: {result['reasons_vs_no_reasons']:.2f}x")
+    if result.get("challenger_vs_job"):
+        print(f"job with one challenger / without: {result['challenger_vs_job']:.2f}x")
     for variant in JOBS:
         stages = (result.get(variant) or {}).get("stages") or {}
         ends = ", ".join(f"{name} {seconds:.1f}" for name, seconds in stages.items())
@@ -822,7 +833,15 @@ def main(argv: list[str] | None = None) -> int:
         return score_with_xgboost_spark(args.input, args.model_dir, args.output)
     args.work_dir = args.work_dir.resolve()
     model_dir = ensure_model(args.work_dir, args.seed, args.model)
-    config = {"job": SHIPPED_CONFIG, "job_no_reasons": score_config(args.work_dir, 0, "high_risk")}
+    config = {
+        "job": SHIPPED_CONFIG,
+        "job_no_reasons": score_config(args.work_dir, 0, "high_risk"),
+        "job_challenger": SHIPPED_CONFIG,
+        # The challenger scored beside the model: the deep model of the next seed (another model).
+        "challenger": ensure_model(args.work_dir, args.seed + 1, "deep")
+        if "job_challenger" in args.variants
+        else None,
+    }
     data = {rows: ensure_data(args.work_dir, rows, args.seed) for rows in sorted(set(args.rows))}
     sizes = [bench_size(args, paths, rows, model_dir, config) for rows, paths in data.items()]
     for result in sizes:

@@ -57,7 +57,10 @@ def test_bench_score_prints_its_figures_as_json_last(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
-    check_format(result, ("job", "job_no_reasons", "limit", "xgboost_spark"))
+    check_format(result, ("job", "job_no_reasons", "job_challenger", "limit", "xgboost_spark"))
+    assert result["challenger_vs_job"] == pytest.approx(
+        result["job_challenger"]["seconds"] / result["job"]["seconds"], rel=1e-2
+    )
     assert result["job_vs_xgboost_spark"] == pytest.approx(
         result["xgboost_spark"]["seconds"] / result["job"]["seconds"], rel=1e-2
     )
