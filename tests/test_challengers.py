@@ -1,0 +1,165 @@
+"""Challengers scored beside the live model: one pass, a shadow table of their own, and main outputs
+that do not change by a byte."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from jobrun import run_job
+
+from defaultrisk import read
+from defaultrisk.features import model_input
+from defaultrisk.grades import grade_of, scale_from_manifest
+from defaultrisk.model import load_checked
+from defaultrisk.schema import CHALLENGERS_DIR, REQUIRED_COLUMNS, SHADOW_SCHEMA
+from defaultrisk.scoring.core import OUTCOME_COLUMNS, challenger_pd_column, score_frame
+from defaultrisk.scoring.udf import check_and_score
+from defaultrisk.validate import duplicate_keys, select_known_columns, valid_rows, validate
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "jobs"))
+import score as score_job  # noqa: E402
+
+DAY, EARLIER = "2026-11-21", "2026-11-20"
+QUIET_DRIFT = "[drift]\nenabled = false\n"  # drift is the live model's alone: not what is tested here
+PER_RUN = ["scored_at"]  # a run's own timestamp; every other column must match
+
+
+def _version(model_dir: Path) -> str:
+    return json.loads((model_dir / "manifest.json").read_text())["model_version"]
+
+
+def _score(spark, capsys, tmp_path, input_path, output, dates, *extra, model_dir):
+    config = tmp_path / "score.toml"
+    config.write_text(QUIET_DRIFT)
+    argv = ["--input", input_path, "--model-dir", model_dir, "--output", output, "--config", config]
+    return run_job(score_job.main, [*argv, *dates, *extra], spark, capsys)
+
+
+def _main_table(output: Path, day: str) -> pa.Table:
+    return pq.read_table(output / f"snapshot_date={day}").drop(PER_RUN).sort_by("uuid")
+
+
+def _shadow(output: Path) -> pa.Table:
+    """The shadow table as pyarrow reads it: both partition columns typed from the folder names."""
+    partitions = ds.partitioning(
+        pa.schema([("snapshot_date", pa.date32()), ("model_version", pa.string())]), flavor="hive"
+    )
+    return ds.dataset(output / CHALLENGERS_DIR, format="parquet", partitioning=partitions).to_table()
+
+
+def _valid_frame(spark, input_path: Path):
+    """The snapshot's valid rows as `score_frame` takes them (the same contract as the job's)."""
+    known = select_known_columns(read.read_raw(spark, str(input_path)), REQUIRED_COLUMNS)
+    return known, model_input(valid_rows(validate(known))).toPandas()
+
+
+def _run_log(output: Path) -> list[dict]:
+    return pq.read_table(output / "_runs").to_pylist()
+
+
+def test_the_pass_carries_one_pd_column_per_challenger_and_none_without(
+    spark, snapshot, trained, challenger_trained
+):
+    """In session: the UDF's output is exactly today's without challengers; with one, its pd column is
+    the challenger's `score_frame` pd on the valid rows, null on the others, and the live columns do
+    not move."""
+    known, frame = _valid_frame(spark, snapshot[0])
+    live, challenger = load_checked(trained[0]), load_checked(challenger_trained[0])
+    duplicates = dict(duplicate_keys(known))
+    alone = check_and_score(known, live.payload, duplicates, 3, "high_risk")
+    beside = check_and_score(
+        known, live.payload, duplicates, 3, "high_risk", challengers=[challenger.payload]
+    )
+    assert alone.columns == list(OUTCOME_COLUMNS)
+    assert beside.columns == [*OUTCOME_COLUMNS, challenger_pd_column(1)]
+
+    got = beside.toPandas().set_index("uuid", drop=False)
+    before = alone.toPandas().set_index("uuid", drop=False)
+    live_columns = ["pd", "is_high_risk", "reason", "_skipped"]
+    assert got[live_columns].sort_index().equals(before[live_columns].sort_index())
+    assert got["reason_codes"].sort_index().map(repr).equals(before["reason_codes"].sort_index().map(repr))
+
+    expected = score_frame(frame, challenger.model).set_index("uuid")["pd"]
+    scored = got[got["reason"].isna()]
+    assert len(scored) == len(expected) == len(frame)
+    np.testing.assert_array_equal(scored["_pd_1"].loc[expected.index].to_numpy(), expected.to_numpy())
+    assert got.loc[got["reason"].notna(), "_pd_1"].isna().all()
+    assert not np.array_equal(scored["_pd_1"].to_numpy(), scored["pd"].to_numpy())  # two models indeed
+
+
+@pytest.mark.job
+def test_a_challenger_scores_beside_the_live_model_and_the_main_outputs_do_not_change(
+    spark, snapshot, trained, challenger_trained, tmp_path, capsys
+):
+    path = snapshot[0]
+    plain_out, plain_csv = tmp_path / "plain", tmp_path / "plain.csv"
+    out, csv = tmp_path / "shadowed", tmp_path / "shadowed.csv"
+    dates = ("--snapshot-date", DAY)
+    code, plain, _ = _score(
+        spark, capsys, tmp_path, path, plain_out, dates, "--results-csv", plain_csv, model_dir=trained[0]
+    )
+    assert code == 0
+    assert not (plain_out / CHALLENGERS_DIR).exists()
+    assert "challengers" not in plain
+    assert "challengers_written" not in plain["stages"]
+    extra = ("--results-csv", csv, "--challenger", challenger_trained[0])
+    code, summary, _ = _score(spark, capsys, tmp_path, path, out, dates, *extra, model_dir=trained[0])
+    assert code == 0
+
+    # The main outputs: the same rows, the same results.csv bytes, the same rejects.
+    assert _main_table(out, DAY).equals(_main_table(plain_out, DAY))
+    assert csv.read_bytes() == plain_csv.read_bytes()
+    rejects = [
+        pq.read_table(o / "_rejects" / f"snapshot_date={DAY}").sort_by("uuid") for o in (out, plain_out)
+    ]
+    assert rejects[0].equals(rejects[1])
+    for key in ("model_version", "input_rows", "scored_rows", "rejected_rows", "pd_mean"):
+        assert summary[key] == plain[key]
+    champion, version = _version(trained[0]), _version(challenger_trained[0])
+    assert summary["challengers"] == [
+        {
+            "model_version": version,
+            "model_dir": str(challenger_trained[0]),
+            "scored_rows": summary["scored_rows"],
+        }
+    ]
+    assert "challengers_written" in summary["stages"]
+
+    # The shadow table, read by pyarrow: the main table's uuids, the challenger's pd and grade.
+    shadow = _shadow(out)
+    main = pq.read_table(out / f"snapshot_date={DAY}")
+    assert sorted(shadow.column("uuid").to_pylist()) == sorted(main.column("uuid").to_pylist())
+    assert set(shadow.column("model_version").to_pylist()) == {version}
+    assert set(shadow.column("champion_version").to_pylist()) == {champion}
+    assert set(shadow.column("snapshot_date").to_pylist()) == {date.fromisoformat(DAY)}
+    assert set(shadow.column("scored_at").to_pylist()) == set(main.column("scored_at").to_pylist())
+    _, frame = _valid_frame(spark, path)
+    challenger = load_checked(challenger_trained[0])
+    expected = score_frame(frame, challenger.model).sort_values("uuid")
+    ordered = shadow.sort_by("uuid")
+    np.testing.assert_array_equal(ordered.column("pd").to_numpy(), expected["pd"].to_numpy())
+    grades = grade_of(expected["pd"].to_numpy(), scale_from_manifest(challenger.manifest))
+    np.testing.assert_array_equal(ordered.column("grade").to_numpy(), grades)
+
+    # The same table read by Spark: the fixed schema, both partition columns.
+    by_spark = spark.read.schema(SHADOW_SCHEMA).parquet(str(out / CHALLENGERS_DIR))
+    assert (
+        by_spark.where(f"snapshot_date = DATE'{DAY}' AND model_version = '{version}'").count()
+        == main.num_rows
+    )
+    joined = by_spark.join(spark.read.parquet(str(out)), on=["uuid", "snapshot_date"], how="inner")
+    assert joined.count() == main.num_rows
+    marker = json.loads((out / CHALLENGERS_DIR / f"snapshot_date={DAY}" / "_SUCCESS").read_text())
+    assert marker["run_id"] == summary["run_id"]
+    assert marker["champion_version"] == champion
+    assert [c["model_version"] for c in marker["challengers"]] == [version]
