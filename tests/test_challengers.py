@@ -17,10 +17,12 @@ import pytest
 from jobrun import run_job
 
 from defaultrisk import read
+from defaultrisk.errors import OutputError
 from defaultrisk.features import model_input
 from defaultrisk.grades import grade_of, scale_from_manifest
 from defaultrisk.model import load_checked
 from defaultrisk.schema import CHALLENGERS_DIR, REQUIRED_COLUMNS, SHADOW_SCHEMA
+from defaultrisk.scoring import journal, staging
 from defaultrisk.scoring.core import OUTCOME_COLUMNS, challenger_pd_column, score_frame
 from defaultrisk.scoring.udf import check_and_score
 from defaultrisk.validate import duplicate_keys, select_known_columns, valid_rows, validate
@@ -97,6 +99,59 @@ def test_the_pass_carries_one_pd_column_per_challenger_and_none_without(
     assert not np.array_equal(scored["_pd_1"].to_numpy(), scored["pd"].to_numpy())  # two models indeed
 
 
+def test_retiring_a_shadow_partition_is_journaled_rolled_back_on_failure_and_completed_after_a_crash(
+    spark, tmp_path
+):
+    """A rerun without challengers moves the date's shadow partition to trash inside the journaled
+    swap: a swap failing at its last rename puts it back; a journal left by a dead driver is
+    completed by the next run, retirement included."""
+    day, run_id = date.fromisoformat(DAY), "20261121T010000Z-0badc0de"
+    out = tmp_path / "scored"
+    shadow_live = out / CHALLENGERS_DIR / f"snapshot_date={DAY}"
+    (shadow_live / "model_version=pd-0123456789ab").mkdir(parents=True)
+    (shadow_live / "model_version=pd-0123456789ab" / "part-0.parquet").write_bytes(b"old shadow scores")
+    retired = staging.RetiredPartition(staging.shadow_root(str(out)), run_id, str(shadow_live))
+
+    def staged_scores() -> staging.StagedPartition:
+        folder = out / "_staging" / run_id / f"snapshot_date={DAY}"
+        folder.mkdir(parents=True)
+        (folder / "part-0.parquet").write_bytes(b"new scores")
+        return staging.StagedPartition(str(out), run_id, str(out / f"snapshot_date={DAY}"), str(folder))
+
+    staged_csv, blocked = tmp_path / f"results.csv.{run_id}.tmp", tmp_path / "blocked"
+    staged_csv.write_text("uuid;pd\n")
+    (blocked / "inside").mkdir(parents=True)  # a folder where results.csv goes: the last rename fails
+    with pytest.raises(OutputError):
+        journal.swap(spark, str(out), day, [staged_scores()], (str(staged_csv), str(blocked)), [retired])
+    assert (
+        shadow_live / "model_version=pd-0123456789ab" / "part-0.parquet"
+    ).read_bytes() == b"old shadow scores"
+    assert not (out / f"snapshot_date={DAY}").exists()
+    assert not (out / CHALLENGERS_DIR / "_trash").exists()
+    assert not Path(journal.journal_path(str(out), day)).exists()
+
+    scores = staged_scores()
+    moves = [
+        {
+            "root": p.root,
+            "run_id": run_id,
+            "staged": staged,
+            "live": p.partition,
+            "trash": staging.trash_path(p),
+        }
+        for p, staged in ((scores, scores.staged), (retired, None))
+    ]
+    left = Path(journal.journal_path(str(out), day))
+    left.parent.mkdir(parents=True)
+    left.write_text(json.dumps({"run_id": run_id, "moves": moves, "results": None}))
+    completed = journal.recover(spark, str(out), day, "20261121T020000Z-0000beef")
+    assert [Path(p.removeprefix("file:")) for p in completed] == [left]
+    assert not shadow_live.exists()
+    assert (out / f"snapshot_date={DAY}" / "part-0.parquet").read_bytes() == b"new scores"
+    assert not (out / CHALLENGERS_DIR / "_trash").exists()
+    assert not left.exists()
+
+
 @pytest.mark.job
 def test_a_challenger_scores_beside_the_live_model_and_the_main_outputs_do_not_change(
     spark, snapshot, trained, challenger_trained, tmp_path, capsys
@@ -163,3 +218,126 @@ def test_a_challenger_scores_beside_the_live_model_and_the_main_outputs_do_not_c
     assert marker["run_id"] == summary["run_id"]
     assert marker["champion_version"] == champion
     assert [c["model_version"] for c in marker["challengers"]] == [version]
+
+
+@pytest.mark.job
+def test_a_dated_challenger_scores_from_its_date_and_reruns_replace_or_retire_its_partition(
+    spark, snapshot, trained, challenger_trained, tmp_path, capsys
+):
+    """A first run of DAY with the challenger; a backfill from the day before with the challenger from
+    DAY on (DAY's shadow partition replaced, the earlier date without one); a rerun of DAY without it
+    (its shadow partition retired by the journaled swap, nothing else moved)."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for day in (EARLIER, DAY):
+        shutil.copy(snapshot[0], inputs / f"customers_{day}.csv")
+    template, out = inputs / "customers_{snapshot_date}.csv", tmp_path / "scored"
+    version = _version(challenger_trained[0])
+    shadow_day = out / CHALLENGERS_DIR / f"snapshot_date={DAY}"
+
+    code, first, _ = _score(
+        spark, capsys, tmp_path, template, out, ("--snapshot-date", DAY),
+        "--challenger", challenger_trained[0], model_dir=trained[0],
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads((shadow_day / "_SUCCESS").read_text())["run_id"] == first["run_id"]
+
+    dated = f"{DAY}={challenger_trained[0]}"
+    code, backfill, _ = _score(
+        spark, capsys, tmp_path, template, out, ("--from", EARLIER, "--to", DAY),
+        "--challenger", dated, model_dir=trained[0],
+    )  # fmt: skip
+    assert code == 0
+    runs = {r["snapshot_date"]: r for r in backfill["runs"]}
+    assert "challengers" not in runs[EARLIER]
+    assert [c["model_version"] for c in runs[DAY]["challengers"]] == [version]
+    assert sorted(p.name for p in (out / CHALLENGERS_DIR).iterdir()) == [f"snapshot_date={DAY}"]
+    held = sorted(p.name for p in shadow_day.iterdir() if not p.name.endswith(".crc"))
+    assert held == ["_SUCCESS", f"model_version={version}"]
+    assert json.loads((shadow_day / "_SUCCESS").read_text())["run_id"] == runs[DAY]["run_id"]
+    shadow = _shadow(out)
+    assert shadow.num_rows == runs[DAY]["scored_rows"]  # replaced, not added to
+    main_day = pq.read_table(out / f"snapshot_date={DAY}")
+    assert set(shadow.column("scored_at").to_pylist()) == set(main_day.column("scored_at").to_pylist())
+
+    earlier_before = _main_table(out, EARLIER)
+    code, rerun, _ = _score(
+        spark, capsys, tmp_path, inputs / f"customers_{DAY}.csv", out, ("--snapshot-date", DAY),
+        model_dir=trained[0],
+    )  # fmt: skip
+    assert code == 0
+    assert "challengers" not in rerun
+    assert not shadow_day.exists()
+    assert not [p for p in (out / CHALLENGERS_DIR).rglob("*") if p.name != CHALLENGERS_DIR]
+    assert not (out / "_journal").exists()
+    assert _main_table(out, EARLIER).equals(earlier_before)
+    assert _main_table(out, DAY).num_rows == rerun["scored_rows"]
+    assert [r["status"] for r in _run_log(out)] == ["succeeded"] * 4
+
+
+def _broken_by_its_file(model_dir: Path) -> str:
+    with (model_dir / "model.json").open("a") as fh:
+        fh.write(" ")
+    return "does not match its manifest"
+
+
+def _broken_by_its_xgboost(model_dir: Path) -> str:
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["xgboost_version"] = "1.7.6"
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    return "does not match what the model scores with"
+
+
+@pytest.mark.job
+@pytest.mark.parametrize("breaking", [_broken_by_its_file, _broken_by_its_xgboost])
+def test_a_broken_challenger_stops_the_run_before_anything_is_written(
+    spark, snapshot, trained, challenger_trained, tmp_path, capsys, breaking
+):
+    broken = tmp_path / "challenger"
+    shutil.copytree(challenger_trained[0], broken)
+    words = breaking(broken)
+    out, csv = tmp_path / "scored", tmp_path / "results.csv"
+    code, summary, err = _score(
+        spark, capsys, tmp_path, snapshot[0], out, ("--snapshot-date", DAY),
+        "--results-csv", csv, "--challenger", broken, model_dir=trained[0],
+    )  # fmt: skip
+    assert code == 4
+    assert summary is None
+    assert words in err.strip().splitlines()[-1]
+    assert sorted(p.name for p in out.iterdir()) == ["_runs"]  # no table, no _challengers, no rejects
+    assert not csv.exists()
+    failed = _run_log(out)
+    assert [(r["snapshot_date"].isoformat(), r["status"]) for r in failed] == [(DAY, "failed")]
+    assert words in failed[0]["error"]
+
+
+@pytest.mark.job
+def test_a_challenger_that_is_the_live_model_or_another_challenger_is_a_usage_error(
+    spark, snapshot, trained, challenger_trained, tmp_path, capsys
+):
+    out = tmp_path / "scored"
+    same = tmp_path / "same-challenger"
+    shutil.copytree(challenger_trained[0], same)  # another folder, the same model
+    dates = ("--snapshot-date", DAY)
+    for challengers, words in (
+        ([trained[0]], "is the live model of"),
+        ([challenger_trained[0], same], f"is the same model as --challenger {challenger_trained[0]}"),
+    ):
+        extra = [a for c in challengers for a in ("--challenger", c)]
+        code, _, err = _score(spark, capsys, tmp_path, snapshot[0], out, dates, *extra, model_dir=trained[0])
+        assert code == 2
+        assert words in err.strip().splitlines()[-1]
+        assert sorted(p.name for p in out.iterdir()) == ["_runs"]
+
+    code, plan, _ = _score(
+        spark, capsys, tmp_path, tmp_path / "in_{snapshot_date}.csv", tmp_path / "planned",
+        ("--from", EARLIER, "--to", DAY),
+        "--dry-run", "--challenger", f"{DAY}={challenger_trained[0]}", model_dir=trained[0],
+    )  # fmt: skip
+    assert code == 0
+    by_date = {d["snapshot_date"]: d for d in plan["dates"]}
+    assert "challengers" not in by_date[EARLIER]
+    assert by_date[DAY]["challengers"] == [
+        {"model_dir": str(challenger_trained[0]), "model_version": _version(challenger_trained[0])}
+    ]
+    assert not (tmp_path / "planned").exists()
