@@ -4,11 +4,13 @@ that do not change by a byte."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -218,6 +220,20 @@ def test_a_challenger_scores_beside_the_live_model_and_the_main_outputs_do_not_c
     assert marker["run_id"] == summary["run_id"]
     assert marker["champion_version"] == champion
     assert [c["model_version"] for c in marker["challengers"]] == [version]
+
+    # docs/challengers.md's Spark and DuckDB blocks, as written, on this table.
+    page = (REPO / "docs" / "challengers.md").read_text()
+    blocks = {lang: block.replace("warehouse/pd", str(out)) for lang, block in _blocks(page)}
+    names = {"spark": spark}
+    exec(blocks["python"], names)
+    assert names["paired"].where(f"challenger_version = '{version}'").count() == main.num_rows
+    (row,) = duckdb.sql(blocks["sql"]).fetchall()
+    assert row[:3] == (date.fromisoformat(DAY), version, main.num_rows)
+    assert row[4] == pytest.approx(float(np.mean(expected["pd"])))
+
+
+def _blocks(page: str) -> list[tuple[str, str]]:
+    return re.findall(r"```(python|sql)\n(.*?)```", page, re.DOTALL)
 
 
 @pytest.mark.job
