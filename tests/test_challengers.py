@@ -277,6 +277,10 @@ def test_a_dated_challenger_scores_from_its_date_and_reruns_replace_or_retire_it
     assert set(shadow.column("scored_at").to_pylist()) == set(main_day.column("scored_at").to_pylist())
 
     earlier_before = _main_table(out, EARLIER)
+    # What a run killed while staging its shadow rows leaves: the next run of the date removes it.
+    leftover = out / CHALLENGERS_DIR / "_staging" / "20261120T010000Z-0badc0de" / f"snapshot_date={DAY}"
+    leftover.mkdir(parents=True)
+    (leftover / "part-0.parquet").write_bytes(b"a killed run's shadow rows")
     code, rerun, _ = _score(
         spark, capsys, tmp_path, inputs / f"customers_{DAY}.csv", out, ("--snapshot-date", DAY),
         model_dir=trained[0],
@@ -284,7 +288,7 @@ def test_a_dated_challenger_scores_from_its_date_and_reruns_replace_or_retire_it
     assert code == 0
     assert "challengers" not in rerun
     assert not shadow_day.exists()
-    assert not [p for p in (out / CHALLENGERS_DIR).rglob("*") if p.name != CHALLENGERS_DIR]
+    assert not [p for p in (out / CHALLENGERS_DIR).rglob("*")]  # no partition, no leftover
     assert not (out / "_journal").exists()
     assert _main_table(out, EARLIER).equals(earlier_before)
     assert _main_table(out, DAY).num_rows == rerun["scored_rows"]
