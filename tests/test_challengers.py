@@ -226,7 +226,7 @@ def test_a_challenger_scores_beside_the_live_model_and_the_main_outputs_do_not_c
     blocks = {lang: block.replace("warehouse/pd", str(out)) for lang, block in _blocks(page)}
     names = {"spark": spark}
     exec(blocks["python"], names)
-    assert names["paired"].where(f"challenger_version = '{version}'").count() == main.num_rows
+    assert names["paired"].where(f"challenger = '{version}'").count() == main.num_rows
     (row,) = duckdb.sql(blocks["sql"]).fetchall()
     assert row[:3] == (date.fromisoformat(DAY), version, main.num_rows)
     assert row[4] == pytest.approx(float(np.mean(expected["pd"])))
