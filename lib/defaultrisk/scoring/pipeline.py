@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pyspark.sql import SparkSession
 
 from defaultrisk.errors import ConfigError, DefaultRiskError, InputError
@@ -60,7 +62,7 @@ def check_models(spark: SparkSession, cfg: ScoreConfig) -> dict[str, CheckedMode
 
 
 def check_challengers(
-    day, live: CheckedModel, challengers: list[str], models: dict[str, CheckedModel]
+    day: date, live: CheckedModel, challengers: list[str], models: dict[str, CheckedModel]
 ) -> None:
     """A challenger is another model than the date's live one, and than every other challenger:
     the shadow table keeps one folder per model_version. Raises ConfigError (exit 2)."""
