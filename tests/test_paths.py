@@ -80,6 +80,9 @@ def test_results_csv_at_the_table_root_is_refused(spark, scored, capsys):
 def test_results_csv_in_the_jobs_own_folders_is_refused(spark, scored, capsys):
     line = _refused(spark, capsys, scored, results_csv=scored / "scored" / "_drift" / "results.csv")
     assert "inside the table of --output" in line
+    shadow = scored / "scored" / "_challengers"  # the challengers' shadow table
+    assert "inside the table of --output" in _refused(spark, capsys, scored, results_csv=shadow / "r.csv")
+    assert "inside the table of --output" in _refused(spark, capsys, scored, rejects=shadow)
 
 
 def test_results_csv_naming_a_folder_is_refused(spark, scored, capsys):

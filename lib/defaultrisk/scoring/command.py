@@ -50,6 +50,14 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
         type=_model_dir,
         help="a directory written by the train job; repeat as YYYY-MM-DD=DIR for models by date range",
     )
+    parser.add_argument(
+        "--challenger",
+        action="append",
+        default=[],
+        type=_model_dir,
+        help="a model scored beside the live one into OUTPUT/_challengers (repeatable); "
+        "YYYY-MM-DD=DIR scores from that date on",
+    )
     parser.add_argument("--output", required=True, help="root of the scored table (partitioned by date)")
     dates = parser.add_mutually_exclusive_group(required=True)
     dates.add_argument("--snapshot-date", type=snapshot_date, help="the snapshot's date, YYYY-MM-DD")
@@ -83,6 +91,7 @@ def run_score_job(args: argparse.Namespace, spark: SparkSession | None = None) -
         "input_path": args.input,
         "model_dir": next((d for first, d in args.model_dir if first is None), ""),
         "model_ranges": ranges,
+        "challengers": tuple(args.challenger),
         "output_dir": args.output,
         "snapshot_date": args.snapshot_date or args.date_from,
         "date_to": args.date_to,

@@ -60,6 +60,10 @@ class ScoreConfig:
     # Models by date range: (first date, model directory), sorted; a date takes the last range that
     # starts on or before it, and `model_dir` when none does. Given by --model-dir, never by a file.
     model_ranges: tuple = ()
+    # Challengers scored beside the live model into `OUTPUT/_challengers/`: (first date or None, model
+    # directory), in the order given; a dated one scores from its date on, an undated one every date.
+    # Given by --challenger, never by a file.
+    challengers: tuple = ()
     dry_run: bool = False
     # Register or refresh the scored table, NAME_rejects and NAME_runs in the session's catalog.
     table: str | None = None
@@ -87,6 +91,10 @@ class ScoreConfig:
         if not chosen:
             raise ConfigError(f"no model directory covers {day.isoformat()}")
         return chosen
+
+    def challengers_for(self, day: date) -> list[str]:
+        """The challengers' model directories that score `day` beside its live model, in order."""
+        return [model_dir for first, model_dir in self.challengers if first is None or first <= day]
 
     @property
     def effective_rejects_dir(self) -> str:

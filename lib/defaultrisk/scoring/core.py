@@ -3,7 +3,7 @@ share it, so a row's pd does not depend on where it was scored."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,11 @@ from defaultrisk.schema import (
 
 _REASONS = pa.list_(pa.string())
 OUTCOME_COLUMNS = (UUID, PD, IS_HIGH_RISK, REASON_CODES, REASON, SKIPPED, RAW)
+
+
+def challenger_pd_column(number: int) -> str:
+    """The outcome's pd column of the `number`-th challenger (1-based), after `OUTCOME_COLUMNS`."""
+    return f"_pd_{number}"
 
 
 def feature_contributions(model: ScoringModel, matrix: np.ndarray) -> np.ndarray:
@@ -87,19 +92,26 @@ def score_frame(pdf: pd.DataFrame, model: ScoringModel, reason_codes: int = 0, r
     )
 
 
-def check_and_score_batch(
+def check_and_score_batch(  # noqa: PLR0913 (callers pass the first six by position; challengers by name)
     batch: pa.RecordBatch,
     model: ScoringModel,
     duplicates: Mapping[str, int],
     reason_codes: int = 0,
     reason_rows: str = "all",
     skip_labelled: bool = False,
+    *,
+    challengers: Sequence[ScoringModel] = (),
 ) -> pa.RecordBatch:
     """One batch of raw rows through the entry contract and the model, as `OUTCOME_COLUMNS` lays it out.
 
     Every row comes back once: scored (`reason` null), rejected (its `reason`, and its values as
     read in `RAW`), or skipped (a labelled row when `skip_labelled`). `duplicates` holds the uuid keys
     seen more than once in the whole snapshot, with their number of rows.
+
+    Each challenger adds one pd column (`challenger_pd_column`), null where the live pd is: the
+    same scored rows, from the same matrix (the model loader refuses any feature list but the
+    schema's, so every model of a run reads one encoding), without reason codes. With none the
+    batch is exactly the live model's.
     """
     checked = check_batch(batch, skip_labelled, duplicates)
     n = batch.num_rows
@@ -110,11 +122,15 @@ def check_and_score_batch(
     scoring = valid & ~skipped
     rows = np.flatnonzero(scoring)
     pds, high, reasons = np.zeros(n), np.zeros(n, dtype=bool), np.full(n, None, dtype=object)
+    challenger_pds = [np.zeros(n) for _ in challengers]
     if len(rows):
-        scored = score_matrix(checked_matrix(checked)[rows], model, reason_codes, reason_rows)
+        matrix = checked_matrix(checked)[rows]
+        scored = score_matrix(matrix, model, reason_codes, reason_rows)
         pds[rows], high[rows] = scored[0], scored[1]
         if scored[2] is not None:
             reasons[rows] = scored[2]
+        for challenger, values in zip(challengers, challenger_pds, strict=True):
+            values[rows] = challenger.predict_pd(matrix)
     unscored = None if len(rows) == n else ~scoring
     rejected = ~valid & ~skipped
     raw = raw_struct(batch, mask=~rejected)
@@ -127,6 +143,7 @@ def check_and_score_batch(
             checked.reason,
             pa.array(skipped, type=pa.bool_()),
             raw,
+            *[pa.array(values, type=pa.float64(), mask=unscored) for values in challenger_pds],
         ],
-        names=list(OUTCOME_COLUMNS),
+        names=[*OUTCOME_COLUMNS, *[challenger_pd_column(i) for i in range(1, len(challengers) + 1)]],
     )

@@ -1,11 +1,13 @@
 """The swap of one date's staged outputs into the live tables, kept in a journal while it runs.
 
 Before the first rename a small JSON document, `OUTPUT/_journal/snapshot_date=D.json`, lists every
-move: each table's staged partition, live partition and trash folder, and results.csv's staged file and
-target. It is removed after the last rename. A driver that dies in between leaves it behind, and the
-next run that touches the table completes that swap (everything in it was staged whole and marked
-before the journal was written) before it does anything else. A swap that fails inside a living run
-is rolled back instead, so that a failed run leaves the live outputs as they were.
+move: each table's staged partition, live partition and trash folder (a partition the run retires,
+such as a date's shadow scores rerun without challengers, has no staged one: it only goes to trash),
+and results.csv's staged file and target. It is removed after the last rename. A driver that dies in
+between leaves it behind, and the next run that touches the table completes that swap (everything in
+it was staged whole and marked before the journal was written) before it does anything else. A swap
+that fails inside a living run is rolled back instead, so that a failed run leaves the live outputs as
+they were.
 """
 
 from __future__ import annotations
@@ -39,17 +41,18 @@ def journal_path(table_root: str, day: date) -> str:
     return f"{table_root.rstrip('/')}/{JOURNAL_DIR}/{SNAPSHOT_DATE}={day.isoformat()}.json"
 
 
-def _document(parts: list[staging.StagedPartition], results: tuple[str, str] | None) -> dict:
-    moves = [
-        {
-            "root": p.root,
-            "run_id": p.run_id,
-            "staged": p.staged,
-            "live": p.partition,
-            "trash": staging.trash_path(p),
-        }
-        for p in parts
-    ]
+def _document(
+    parts: list[staging.StagedPartition],
+    results: tuple[str, str] | None,
+    retired: list[staging.RetiredPartition],
+) -> dict:
+    """The swap's moves in order; a retired partition's move has no staged folder (`staged` null)."""
+
+    def move(part, staged: str | None) -> dict:
+        live, trash = part.partition, staging.trash_path(part)
+        return {"root": part.root, "run_id": part.run_id, "staged": staged, "live": live, "trash": trash}
+
+    moves = [move(p, p.staged) for p in parts] + [move(r, None) for r in retired]
     return {
         "run_id": parts[0].run_id,
         "moves": moves,
@@ -63,12 +66,14 @@ def swap(
     day: date,
     parts: list[staging.StagedPartition],
     results: tuple[str, str] | None,
+    retired: list[staging.RetiredPartition] = (),
 ) -> None:
-    """Swap the staged partitions in (old ones to trash), then results.csv (staged file, target).
+    """Swap the staged partitions in (old ones to trash), move the retired ones to trash, then
+    results.csv (staged file, target).
 
     The caller holds the date's lock. A failure rolls everything back and re-raises.
     """
-    document = _document(parts, results)
+    document = _document(parts, results, list(retired))
     path = journal_path(table_root, day)
     write_text(spark, path, json.dumps(document, indent=1) + "\n")
     try:
@@ -92,7 +97,11 @@ def _forget(spark: SparkSession, path: str) -> None:
 def _complete(spark: SparkSession, document: dict) -> None:
     """Every remaining rename, in order; each step checks where it stands, so it can be repeated."""
     for move in document["moves"]:
-        if path_exists(spark, move["staged"]):
+        if move["staged"] is None:  # retired: only the live partition goes, to trash
+            if path_exists(spark, move["live"]):
+                mkdirs(spark, move["trash"].rsplit("/", 1)[0])
+                rename_to_absent(spark, move["live"], move["trash"])
+        elif path_exists(spark, move["staged"]):
             if path_exists(spark, move["live"]):
                 mkdirs(spark, move["trash"].rsplit("/", 1)[0])
                 rename_to_absent(spark, move["live"], move["trash"])
@@ -109,7 +118,8 @@ def _roll_back(spark: SparkSession, document: dict) -> None:
         _complete(spark, document)  # results.csv was replaced: that rename is the commit point
         return
     for move in reversed(document["moves"]):
-        if not path_exists(spark, move["staged"]) and path_exists(spark, move["live"]):
+        moved_in = move["staged"] is not None and not path_exists(spark, move["staged"])
+        if moved_in and path_exists(spark, move["live"]):
             delete_path(spark, move["live"])  # this run's partition, already moved in
         if path_exists(spark, move["trash"]) and not path_exists(spark, move["live"]):
             rename_to_absent(spark, move["trash"], move["live"])

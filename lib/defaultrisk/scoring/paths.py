@@ -15,10 +15,14 @@ from pyspark.sql import SparkSession
 
 from defaultrisk.errors import ConfigError
 from defaultrisk.fs import kind, qualified
+from defaultrisk.schema import CHALLENGERS_DIR
 from defaultrisk.scoring.config import DATE_PLACEHOLDER, ScoreConfig, for_date
+from defaultrisk.scoring.staging import shadow_root
 
 # Folders the job itself keeps under a table's root: nothing else may live in them.
-RESERVED = frozenset({"_staging", "_trash", "_runs", "_drift", "_locks", "_journal", "_SUCCESS"})
+RESERVED = frozenset(
+    {"_staging", "_trash", "_runs", "_drift", "_locks", "_journal", "_SUCCESS", CHALLENGERS_DIR}
+)
 # Spark reads a table's folder back as a glob pattern: these would make it match something else.
 GLOB_CHARACTERS = "[]{}"
 
@@ -70,7 +74,8 @@ def _check_flags(cfg: ScoreConfig) -> None:
 
 
 def _places(spark: SparkSession, cfg: ScoreConfig) -> tuple[list[Place], list[Place], list[Place]]:
-    """The two tables (scores, rejects), the drift folder and results files, and the inputs."""
+    """The two tables (scores, rejects), the drift folder, the shadow table and results files, and
+    the inputs."""
 
     def place(flag: str, given: str) -> Place:
         return Place(flag, given, qualified(spark, given))
@@ -80,6 +85,7 @@ def _places(spark: SparkSession, cfg: ScoreConfig) -> tuple[list[Place], list[Pl
     written = [
         *tables,
         Place("drift reports", f"{output.given.rstrip('/')}/_drift", f"{output.where}/_drift"),
+        Place("the shadow table", shadow_root(output.given), shadow_root(output.where)),
     ]
     inputs, results = [], []
     for day in cfg.dates:

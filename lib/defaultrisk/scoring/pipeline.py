@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pyspark.sql import SparkSession
 
-from defaultrisk.errors import DefaultRiskError, InputError
+from defaultrisk.errors import ConfigError, DefaultRiskError, InputError
 from defaultrisk.model import CheckedModel, load_checked
-from defaultrisk.scoring.backfill import OK, backfill, for_day, plan
+from defaultrisk.scoring.backfill import OK, backfill, for_day, plan, run_day
 from defaultrisk.scoring.catalog import register_tables
 from defaultrisk.scoring.config import ScoreConfig, for_date
 from defaultrisk.scoring.paths import check_paths
-from defaultrisk.scoring.run import log_failed_date, logged_run
+from defaultrisk.scoring.run import log_failed_date
 from defaultrisk.scoring.udf import check_executor_libraries
 
 
@@ -29,7 +31,7 @@ def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
     models = check_models(spark, cfg)
     if cfg.date_to is None:
         dated = for_day(cfg, cfg.snapshot_date)
-        runs = [logged_run(spark, dated, models[dated.model_dir])]
+        runs = [run_day(spark, dated, models)]
         summary = {**runs[0], "status": OK}
     else:
         runs, summary = backfill(spark, cfg, models)
@@ -41,17 +43,32 @@ def run_score(spark: SparkSession, cfg: ScoreConfig) -> dict:
 
 
 def check_models(spark: SparkSession, cfg: ScoreConfig) -> dict[str, CheckedModel]:
-    """Every model the run needs, loaded and checked on the driver before the first date is scored,
-    and the executors' XGBoost checked against the driver's. A failure logs each date as failed."""
+    """Every model the run needs, live and challengers, loaded and checked on the driver before the
+    first date is scored, and the executors' XGBoost checked against the driver's. A failure logs
+    each date as failed. Returns the models by the directory (or URI) they were given as."""
     models: dict[str, CheckedModel] = {}
     try:
         for day in cfg.dates:
-            model_dir = cfg.model_for(day)
-            if model_dir not in models:
-                models[model_dir] = load_checked(model_dir)
+            for model_dir in (cfg.model_for(day), *cfg.challengers_for(day)):
+                if model_dir not in models:
+                    models[model_dir] = load_checked(model_dir)
+            check_challengers(day, models[cfg.model_for(day)], cfg.challengers_for(day), models)
         check_executor_libraries(spark)
     except DefaultRiskError as exc:  # no date was scored: each gets its failed row in the run log
         for day in cfg.dates:
             log_failed_date(spark, cfg.output_dir, day, for_date(cfg.input_path, day), str(exc))
         raise
     return models
+
+
+def check_challengers(
+    day: date, live: CheckedModel, challengers: list[str], models: dict[str, CheckedModel]
+) -> None:
+    """A challenger is another model than the date's live one, and than every other challenger:
+    the shadow table keeps one folder per model_version. Raises ConfigError (exit 2)."""
+    seen = {live.version: f"the live model of {day.isoformat()}"}
+    for model_dir in challengers:
+        version = models[model_dir].version
+        if version in seen:
+            raise ConfigError(f"--challenger {model_dir} is {seen[version]} ({version})")
+        seen[version] = f"the same model as --challenger {model_dir}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -30,7 +31,7 @@ from defaultrisk.fs import (
     write_text,
 )
 from defaultrisk.read import CSV_SEPARATOR
-from defaultrisk.schema import PD, SNAPSHOT_DATE, UUID
+from defaultrisk.schema import CHALLENGERS_DIR, PD, SNAPSHOT_DATE, UUID
 
 SUCCESS_MARKER = "_SUCCESS"  # in each finished partition: what downstream sensors wait on
 STAGING_DIR = "_staging"
@@ -43,6 +44,11 @@ def partition_path(root: str, snapshot_date: date) -> str:
     return f"{root.rstrip('/')}/{SNAPSHOT_DATE}={snapshot_date.isoformat()}"
 
 
+def shadow_root(output_dir: str) -> str:
+    """The shadow table of challengers' scores: a `_` folder of the scored table, which its readers skip."""
+    return f"{output_dir.rstrip('/')}/{CHALLENGERS_DIR}"
+
+
 @dataclass(frozen=True)
 class StagedPartition:
     """A date's new partition, written whole beside the table and ready to be swapped in."""
@@ -53,11 +59,24 @@ class StagedPartition:
     staged: str
 
 
-def stage_partition(df: DataFrame, root: str, snapshot_date: date, run_id: str) -> StagedPartition:
+@dataclass(frozen=True)
+class RetiredPartition:
+    """A live partition a run takes out with nothing in its place (a date's shadow scores, rerun
+    without challengers): moved to trash by the same journaled swap, and back if the swap fails."""
+
+    root: str
+    run_id: str
+    partition: str
+
+
+def stage_partition(
+    df: DataFrame, root: str, snapshot_date: date, run_id: str, partition_by: Sequence[str] = ()
+) -> StagedPartition:
     """Write one date's new partition under `ROOT/_staging/RUN_ID/`; `mark_staged` completes it.
 
     The files go straight into the partition's folder (`snapshot_date=...`, the value in the path,
-    not in the files, as a partitioned write lays it out) without sorting rows by a constant. An
+    not in the files, as a partitioned write lays it out) without sorting rows by a constant, or
+    into one sub-folder per value of `partition_by` (the shadow table's `model_version=...`). An
     empty frame gives an empty partition. Folders starting with `_` are skipped by Parquet readers
     of the table.
     """
@@ -66,7 +85,8 @@ def stage_partition(df: DataFrame, root: str, snapshot_date: date, run_id: str) 
     staged = partition_path(f"{root}/{STAGING_DIR}/{run_id}", snapshot_date)
     result = StagedPartition(root, run_id, partition_path(root, snapshot_date), staged)
     try:
-        df.drop(SNAPSHOT_DATE).write.mode("errorifexists").parquet(staged)
+        writer = df.drop(SNAPSHOT_DATE).write.mode("errorifexists")
+        (writer.partitionBy(*partition_by) if partition_by else writer).parquet(staged)
     except BaseException as exc:
         discard(spark, result)
         if isinstance(exc, AnalysisException):
@@ -92,7 +112,7 @@ def mark_staged(spark: SparkSession, staged: StagedPartition, marker: dict) -> N
     write_text(spark, f"{staged.staged}/{SUCCESS_MARKER}", text)
 
 
-def trash_path(staged: StagedPartition) -> str:
+def trash_path(staged: StagedPartition | RetiredPartition) -> str:
     """Where the swap moves the live partition it replaces."""
     return f"{staged.root}/{TRASH_DIR}/{staged.run_id}/{staged.partition.rsplit('/', 1)[-1]}"
 

@@ -3,7 +3,7 @@ worker model cache."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import xgboost as xgb
 from pyspark import TaskContext
@@ -15,7 +15,7 @@ from defaultrisk.checks import RAW, RAW_COLUMNS, SKIPPED
 from defaultrisk.errors import ModelError, first_line
 from defaultrisk.model import ModelPayload, ScoringModel
 from defaultrisk.schema import IS_HIGH_RISK, PD, REASON, REASON_CODES, UUID
-from defaultrisk.scoring.core import check_and_score_batch
+from defaultrisk.scoring.core import challenger_pd_column, check_and_score_batch
 from defaultrisk.validate import raw_struct_type
 
 # One loaded booster per worker process and model identity, reused by every task the process runs;
@@ -64,9 +64,10 @@ def worker_model(payload: ModelPayload, driver_xgboost: str) -> ScoringModel:
     return model
 
 
-def outcome_schema(known: DataFrame) -> T.StructType:
+def outcome_schema(known: DataFrame, challengers: int = 0) -> T.StructType:
     """The scoring pass's rows: a scored row's pd, flag and reasons, or a rejected row's reason and
-    values as read (typed as the input holds them), or the mark of a skipped row."""
+    values as read (typed as the input holds them), or the mark of a skipped row; then each
+    challenger's pd (`challenger_pd_column`)."""
     return T.StructType(
         [
             T.StructField(UUID, T.StringType(), True),
@@ -76,17 +77,23 @@ def outcome_schema(known: DataFrame) -> T.StructType:
             T.StructField(REASON, T.StringType(), True),
             T.StructField(SKIPPED, T.BooleanType(), True),
             T.StructField(RAW, raw_struct_type(known), True),
+            *[
+                T.StructField(challenger_pd_column(i), T.DoubleType(), True)
+                for i in range(1, challengers + 1)
+            ],
         ]
     )
 
 
-def check_and_score(
+def check_and_score(  # noqa: PLR0913 (callers pass the first six by position; challengers by name)
     known: DataFrame,
     payload: ModelPayload,
     duplicates: Mapping[str, int],
     reason_codes: int = 0,
     reason_rows: str = "all",
     skip_labelled: bool = False,
+    *,
+    challengers: Sequence[ModelPayload] = (),
 ) -> DataFrame:
     """Check and score every row of a raw table in one Arrow UDF: each row crosses to Python once.
 
@@ -95,17 +102,23 @@ def check_and_score(
     core `score_frame` and the service share. The UDF closes over plain values only (the checked
     model file's bytes, version, threshold and calibration, the snapshot's duplicated uuid keys);
     the feature order and category codes come from the schema, never from what a batch holds.
+
+    Challengers (their checked payloads, shipped and cached on workers like the live model's) score
+    the same valid rows from the same matrix, one pd column each; with none the pass is exactly the
+    live model's.
     """
     driver_xgboost = xgb.__version__
     duplicates = dict(duplicates)
+    challengers = tuple(challengers)
 
     def check_and_score_batches(batches):
         model = worker_model(payload, driver_xgboost)
+        shadows = [worker_model(p, driver_xgboost) for p in challengers]
         for batch in batches:
             if batch.num_rows:
                 yield check_and_score_batch(
-                    batch, model, duplicates, reason_codes, reason_rows, skip_labelled
+                    batch, model, duplicates, reason_codes, reason_rows, skip_labelled, challengers=shadows
                 )
 
     columns = known.select(*[sql.name(c) for c in RAW_COLUMNS])
-    return columns.mapInArrow(check_and_score_batches, schema=outcome_schema(known))
+    return columns.mapInArrow(check_and_score_batches, schema=outcome_schema(known, len(challengers)))
