@@ -2,6 +2,7 @@
 
 spark-submit jobs/score.py --input PATH --model-dir DIR --output DIR --snapshot-date YYYY-MM-DD
     [--results-csv PATH] [--rejects DIR] [--unlabeled-only] [--config conf/score.toml] [--table NAME]
+    [--challenger DIR ...]                                   (challengers scored into OUTPUT/_challengers)
 spark-submit jobs/score.py --input 'in/customers_{snapshot_date}.csv' --model-dir DIR --output DIR
     --from YYYY-MM-DD --to YYYY-MM-DD [--dry-run] ...        (a backfill: each date its own run)
 """
