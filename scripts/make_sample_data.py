@@ -2,7 +2,8 @@
 
 Snapshots follow one portfolio: each date brings back most of the previous date's customers (a few with
 changed values) and some new ones. The files have the original format (`;`-separated, `NA` for missing)
-so the jobs read them exactly as they read real data. Each file's true pd goes to `truth/`, beside the data, for judging a trained model.
+so the jobs read them exactly as they read real data. Each file's true pd goes to `truth/`, beside the
+data, for judging a trained model.
 
     python scripts/make_sample_data.py --out DIR [--history-rows 100000] [--snapshot-rows 10000]
         [--dates 2026-11-21,2026-11-22,2026-11-23] [--bad-rows 7] [--seed 7] [--unlabeled-fraction 0.0]
