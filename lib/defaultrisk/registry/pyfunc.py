@@ -91,11 +91,7 @@ def raw_batch(frame: pd.DataFrame) -> pa.RecordBatch:
     table = customers_table(records)
     nulls = pa.nulls(len(records), pa.string())
     table = table.append_column(DEFAULT, nulls).append_column(RAW_LINE, nulls)
-    return (
-        table.combine_chunks().to_batches(max_chunksize=max(len(records), 1))[0]
-        if records
-        else (pa.RecordBatch.from_pylist([], schema=table.schema))
-    )
+    return pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names)
 
 
 def frame_duplicates(uuid: pa.Array) -> dict[str, int]:
