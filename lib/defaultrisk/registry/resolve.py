@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MODEL_DIR_ARTIFACT = "model_dir"  # the pyfunc artifact that holds the model folder (see register.py)
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[0-9]+))/?$")
 _copies: dict[str, Path] = {}
+_versions: dict[str, str] = {}  # each resolved URI's version number
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,14 @@ def local_model_dir(uri: str) -> Path:
     except Exception as exc:  # the registry's client says why in its own words: one line of them
         raise ModelError(f"cannot load {uri} from the registry at {location}: {first_line(exc)}") from exc
     log.info("%s is version %s of %s (registry %s), copied to %s", uri, version, ref.name, location, folder)
-    _copies[uri] = folder
+    _copies[uri], _versions[uri] = folder, version
     return folder
+
+
+def describe(model_dir) -> str:
+    """A model as an operator reads it: a folder, or a resolved URI with its version number."""
+    version = _versions.get(str(model_dir))
+    return f"{model_dir} (version {version})" if version else str(model_dir)
 
 
 def _download(location: Location, ref: ModelRef) -> tuple[Path, str]:
