@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,10 +73,9 @@ def locate(option: str | None = None) -> Location:
 
 
 def connect(location: Location, create: bool = False):
-    """An `MlflowClient` on the registry; MLflow's own calls (`log_model`, `models:/` downloads) use it
-    too. A local registry that does not exist is created only when `create` (training registers);
+    """An `MlflowClient` on the registry (MLflow's fluent calls go through `active`). A local registry that does not exist is created only when `create` (training registers);
     reading from a folder that holds none is a model error, not an empty registry."""
-    mlflow = require_mlflow()
+    require_mlflow()
     from mlflow import MlflowClient
 
     from defaultrisk.errors import ModelError
@@ -85,9 +86,28 @@ def connect(location: Location, create: bool = False):
         elif not (location.folder / DB_FILE).is_file():
             raise ModelError(f"no model registry in {location.folder} (no {DB_FILE})")
     os.environ.setdefault(_RETRIES_ENV, _RETRIES)
+    return MlflowClient(location.tracking_uri, location.registry_uri)
+
+
+@contextmanager
+def active(location: Location) -> Iterator[None]:
+    """MLflow's process-wide URIs (which its fluent calls use: runs, `log_model`, `models:/`
+    downloads) on `location` for the block, then as they were. MLflow also writes them to the
+    environment, where `locate` would read them for the next command of a long-lived process."""
+    mlflow = require_mlflow()
+    saved = {name: os.environ.get(name) for name in (TRACKING_ENV, REGISTRY_URI_ENV)}
     mlflow.set_tracking_uri(location.tracking_uri)
     mlflow.set_registry_uri(location.registry_uri)
-    return MlflowClient(location.tracking_uri, location.registry_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def experiment_id(client, location: Location, name: str = EXPERIMENT) -> str:

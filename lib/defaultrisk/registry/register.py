@@ -17,7 +17,7 @@ from pathlib import Path
 from defaultrisk.errors import DefaultRiskError, OutputError, first_line
 from defaultrisk.model import MANIFEST_FILE, read_checked_model
 from defaultrisk.registry import MODELS_SCHEME, require_mlflow
-from defaultrisk.registry.location import Location, connect, experiment_id, locate
+from defaultrisk.registry.location import Location, active, connect, experiment_id, locate
 from defaultrisk.registry.resolve import MODEL_DIR_ARTIFACT
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def _register(model_dir: Path, name: str, location: Location) -> dict:
     client = connect(location, create=True)
     experiment = experiment_id(client, location)
     version_id = manifest["model_version"]
-    with mlflow.start_run(experiment_id=experiment, run_name=version_id) as run:
+    with active(location), mlflow.start_run(experiment_id=experiment, run_name=version_id) as run:
         mlflow.log_params(run_params(manifest))
         metrics_path = model_dir / METRICS_FILE
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from defaultrisk.errors import ConfigError, ModelError, first_line
 from defaultrisk.registry import MODELS_SCHEME, require_mlflow
-from defaultrisk.registry.location import Location, connect, locate
+from defaultrisk.registry.location import Location, active, connect, locate
 
 log = logging.getLogger(__name__)
 
 MODEL_DIR_ARTIFACT = "model_dir"  # the pyfunc artifact that holds the model folder (see register.py)
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[0-9]+))/?$")
-_copies: dict[str, Path] = {}
+_copies: dict[tuple[str, str], Path] = {}  # by registry and URI
 _versions: dict[str, str] = {}  # each resolved URI's version number
 
 
@@ -65,12 +65,13 @@ def model_version(client, ref: ModelRef):
 
 
 def local_model_dir(uri: str) -> Path:
-    """The checked-out folder behind a `models:/` URI (downloaded once per process)."""
-    if uri in _copies:
-        return _copies[uri]
+    """The checked-out folder behind a `models:/` URI (downloaded once per process and registry)."""
     require_mlflow(f"model URI {uri}")
     ref = ModelRef.parse(uri)
     location = locate()
+    key = (str(location), uri)
+    if key in _copies:
+        return _copies[key]
     try:
         folder, version = _download(location, ref)
     except (ModelError, ConfigError):
@@ -78,7 +79,7 @@ def local_model_dir(uri: str) -> Path:
     except Exception as exc:  # the registry's client says why in its own words: one line of them
         raise ModelError(f"cannot load {uri} from the registry at {location}: {first_line(exc)}") from exc
     log.info("%s is version %s of %s (registry %s), copied to %s", uri, version, ref.name, location, folder)
-    _copies[uri], _versions[uri] = folder, version
+    _copies[key], _versions[uri] = folder, version
     return folder
 
 
@@ -95,9 +96,8 @@ def _download(location: Location, ref: ModelRef) -> tuple[Path, str]:
     client = connect(location)
     version = model_version(client, ref)
     target = Path(tempfile.mkdtemp(prefix=f"{ref.name}-v{version.version}-", dir=_temp_root()))
-    copy = Path(
-        download_artifacts(artifact_uri=f"{MODELS_SCHEME}{ref.name}/{version.version}", dst_path=str(target))
-    )
+    with active(location):
+        copy = Path(download_artifacts(f"{MODELS_SCHEME}{ref.name}/{version.version}", dst_path=str(target)))
     pyfunc = Model.load(str(copy)).flavors.get("python_function", {})
     saved = (pyfunc.get("artifacts") or {}).get(MODEL_DIR_ARTIFACT)
     if not saved:
