@@ -73,8 +73,10 @@ def locate(option: str | None = None) -> Location:
 
 
 def connect(location: Location, create: bool = False):
-    """An `MlflowClient` on the registry (MLflow's fluent calls go through `active`). A local registry that does not exist is created only when `create` (training registers);
-    reading from a folder that holds none is a model error, not an empty registry."""
+    """An `MlflowClient` on the registry (MLflow's fluent calls go through `active`).
+
+    A local registry that does not exist is created only when `create` (training registers); reading
+    from a folder that holds none is a model error, not an empty registry."""
     require_mlflow()
     from mlflow import MlflowClient
 
