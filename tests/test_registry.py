@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from sampledata import make_history, make_snapshot, write_original_csv
 
 from defaultrisk import cli
+from defaultrisk.backtest.evaluate import load_manifests
 from defaultrisk.errors import ModelError, OutputError
 from defaultrisk.model import read_checked_model
 from defaultrisk.registry.location import DB_FILE, REGISTRY_ENV, TRACKING_ENV
@@ -382,6 +383,16 @@ def test_the_local_registry_is_a_folder_that_registers_and_resolves(registered, 
     copy = local_model_dir("models:/local-pd/1")
     assert read_checked_model(copy)[1]["model_version"] == summary["model_version"]
     assert (copy / "model.json").read_bytes() == (model_dir / "model.json").read_bytes()
+    assert list(load_manifests(("models:/local-pd/1",))) == [summary["model_version"]]  # the backtest's
+
+
+def test_an_unreachable_registry_is_a_model_error_in_one_line(monkeypatch):
+    closed = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv(TRACKING_ENV, closed)
+    with pytest.raises(ModelError) as failed:
+        read_checked_model("models:/pd/1")
+    assert str(failed.value).startswith(f"cannot load models:/pd/1 from the registry at {closed}: ")
+    assert "\n" not in str(failed.value)
 
 
 def test_without_mlflow_a_models_uri_exits_2_naming_the_extra_and_the_rest_works(
