@@ -101,15 +101,17 @@ def test_a_job_logs_its_application_once_beats_while_it_runs_and_ends_with_the_s
 def test_one_parser_per_job_behind_every_entry_point():
     # The console script, `python -m` and the job file print the same options for each job.
     # The Spark jobs have a spark-submit shim in jobs/; the service its own `python -m` entry point; the
-    # model approval its script in scripts/.
+    # model approval its script in scripts/; promotion only the command line.
     required = {
         "train": "--input",
         "score": "--input",
         "backtest": "--scored",
         "serve": "--model-dir",
         "sign-model": "--help",
+        "promote": "--evidence",
     }
     shims = {"serve": ["-m", "defaultrisk.serving"], "sign-model": ["scripts/sign_model.py"]}
+    shims["promote"] = ["-m", "defaultrisk", "promote"]  # a registry command: no Spark, no job file
     assert set(COMMANDS) == set(required)
     for job in COMMANDS:
         script = _run([VENV_BIN / "defaultrisk", job, "--help"])

@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 import defaultrisk
 from defaultrisk.approval import add_sign_arguments, run_sign_model
 from defaultrisk.backtest.command import add_backtest_arguments, run_backtest_job
+from defaultrisk.registry.promote import add_promote_arguments, run_promote
 from defaultrisk.scoring.command import add_score_arguments, check_score_arguments, run_score_job
 from defaultrisk.serving.command import add_serve_arguments, check_serve_arguments, run_serve
 from defaultrisk.training.command import add_train_arguments, run_train_job
@@ -49,6 +50,11 @@ COMMANDS = {
         add_serve_arguments,
         run_serve,
         check_serve_arguments,
+    ),
+    "promote": Command(
+        "Move a registered model's champion alias to a version, on the backtest's evidence (MLflow).",
+        add_promote_arguments,
+        run_promote,
     ),
     "sign-model": Command(
         "Approve a model directory for signed scoring: sign its manifest with DEFAULTRISK_MODEL_KEY.",

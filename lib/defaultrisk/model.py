@@ -27,6 +27,7 @@ from defaultrisk import __version__
 from defaultrisk.calibration import apply_calibration, check_calibration
 from defaultrisk.errors import ModelError, first_line
 from defaultrisk.features import xgb_feature_types
+from defaultrisk.registry import is_registry_uri
 from defaultrisk.schema import FEATURE_NAMES, FEATURES, feature_spec
 from defaultrisk.treeshap import TreeExplainer, Unsupported
 
@@ -222,12 +223,25 @@ def read_checked_model(model_dir: str | Path) -> tuple[bytes, dict]:
     sha256, is refused unless the version is recomputed, so no row carries a version it was not
     scored by. When `DEFAULTRISK_MODEL_KEY` is set, the manifest's `signature` must be that key's
     (see `sign_model`).
+
+    `models:/NAME@ALIAS` and `models:/NAME/VERSION` name a registered folder: it is copied from the
+    registry (`registry.resolve`) and then checked like any other.
     """
+    model_dir = model_folder(model_dir)
     model_bytes, manifest = _read_unsigned(Path(model_dir))
     key = os.environ.get(MODEL_KEY_ENV)
     if key:
         _check_signature(Path(model_dir) / MANIFEST_FILE, sha256_bytes(model_bytes), manifest, key)
     return model_bytes, manifest
+
+
+def model_folder(model_dir: str | Path) -> Path:
+    """The local folder of a model: itself, or the registry's copy of a `models:/` URI."""
+    if is_registry_uri(model_dir):
+        from defaultrisk.registry.resolve import local_model_dir
+
+        return local_model_dir(model_dir)
+    return Path(model_dir)
 
 
 def _read_unsigned(model_dir: Path) -> tuple[bytes, dict]:

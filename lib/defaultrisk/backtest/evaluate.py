@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -28,7 +27,7 @@ from defaultrisk.backtest.measures import DEFAULTED_BEFORE, NO_GRADE, OUTCOME_RE
 from defaultrisk.backtest.outcomes import outcome_keys
 from defaultrisk.errors import ModelError
 from defaultrisk.grades import MasterScale
-from defaultrisk.model import MANIFEST_FILE
+from defaultrisk.model import MANIFEST_FILE, model_folder
 from defaultrisk.schema import SNAPSHOT_DATE
 
 PORTFOLIO_LABEL = "all"
@@ -173,10 +172,10 @@ def _rejected(p_value: float, significance: float) -> bool:
 
 
 def load_manifests(model_dirs: tuple[str, ...]) -> dict[str, dict]:
-    """Each model's manifest by its model_version."""
+    """Each model's manifest by its model_version (a folder, or a `models:/` URI's registered folder)."""
     manifests = {}
     for model_dir in model_dirs:
-        path = Path(model_dir) / MANIFEST_FILE
+        path = model_folder(model_dir) / MANIFEST_FILE
         try:
             manifest = json.loads(path.read_text())
             manifests[manifest["model_version"]] = manifest

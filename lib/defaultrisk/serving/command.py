@@ -8,13 +8,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from defaultrisk.errors import EXIT_MODEL, EXIT_OK, EXIT_USAGE, ModelError
+from defaultrisk.errors import EXIT_OK, EXIT_USAGE, DefaultRiskError
 from defaultrisk.schema import FEATURES
 from defaultrisk.serving.options import MAX_BATCH, MAX_BODY_BYTES, REASON_CODES, REASON_ROWS, Options, Reasons
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", required=True, help="a model directory written by the training job")
+    parser.add_argument(
+        "--model-dir",
+        required=True,
+        help="a model directory written by the training job, or models:/NAME@ALIAS or models:/NAME/VERSION",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port; 0 takes a free one (default 8000)")
     parser.add_argument(
@@ -61,7 +65,7 @@ def run_serve(args: argparse.Namespace, spark=None) -> int:
         reasons = Reasons(args.reason_codes, args.reason_rows)
         options = Options(reasons, args.max_batch, args.max_body_bytes, args.workers)
         serve(args.model_dir, args.host, args.port, options)
-    except ModelError as exc:
+    except DefaultRiskError as exc:  # a model that fails its checks (4); a models:/ URI without MLflow (2)
         print(f"serve: error: {exc}", file=sys.stderr)
-        return EXIT_MODEL
+        return exc.exit_code
     return EXIT_OK

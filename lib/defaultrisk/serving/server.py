@@ -15,7 +15,8 @@ from pathlib import Path
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from defaultrisk.model import load_checked
+from defaultrisk.model import load_checked, model_folder
+from defaultrisk.registry.resolve import describe
 from defaultrisk.serving.app import create_app
 from defaultrisk.serving.options import Options
 
@@ -43,6 +44,7 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, opti
     at a time and holds its own copy of the model. Access logs are off, as a line per request costs
     more than scoring it. A model that fails its checks fails here, before anything listens.
     """
+    source, model_dir = model_dir, model_folder(model_dir)  # a models:/ URI: once, before any worker
     workers = options.workers
     settings = {"reasons": options.reasons, "max_batch": options.max_batch}
     settings["max_body_bytes"] = options.max_body_bytes
@@ -64,7 +66,7 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, opti
     )
     print(f"serving http://{shown}:{bound_port}", flush=True)
     print(
-        f"serving model from {model_dir} on http://{shown}:{bound_port} ({workers} worker(s))",
+        f"serving model from {describe(source)} on http://{shown}:{bound_port} ({workers} worker(s))",
         file=sys.stderr,
         flush=True,
     )

@@ -17,6 +17,7 @@ from defaultrisk.grades import DEFAULT_SCALE
 from defaultrisk.jsondata import write_json
 from defaultrisk.model import save_model
 from defaultrisk.read import read_raw
+from defaultrisk.registry.register import Registration
 from defaultrisk.schema import DEFAULT
 from defaultrisk.settings import as_dict
 from defaultrisk.training.collect import collect_training_rows
@@ -37,8 +38,9 @@ _NOT_SETTINGS = ("input_path", "model_dir", "truth_path")
 _NOT_SEARCHED = ("n_estimators", "nthread", "monotone_constraints")
 
 
-def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
-    """Train a model on the labelled rows of `cfg.input_path` and write the model directory."""
+def run_train(spark: SparkSession, cfg: TrainConfig, registration: Registration | None = None) -> dict:
+    """Train a model on the labelled rows of `cfg.input_path` and write the model directory; with a
+    `registration`, register the complete folder as a new version of a named model."""
     started = time.monotonic()
     log.info("train config: %s", json.dumps(as_dict(cfg), default=str))
     truth = read_truth(cfg.truth_path) if cfg.truth_path else None  # fails before any Spark work
@@ -78,6 +80,8 @@ def run_train(spark: SparkSession, cfg: TrainConfig) -> dict:
     report_dir = write_report(model_dir, result, manifest["model_version"])
     summary = _summary(manifest, result, sampling, model_dir)
     summary.update(report=str(report_dir), rejects=rejects_path, seconds=round(time.monotonic() - started, 2))
+    if registration is not None:
+        summary["registry"] = registration.register(model_dir)
     return summary
 
 
