@@ -121,7 +121,7 @@ def _damaged(
 
 
 def make_snapshots(
-    n: int, dates: Sequence[date], seed: int, bad_rows: int = 0, returning: float = 0.8, changed: float = 0.1
+    n: int, dates: Sequence[date], seed: int, bad_rows: int = 0, returning: float = 0.8, changed: float = 0.03
 ) -> list[tuple[pd.DataFrame, dict]]:
     """Nightly snapshots of one portfolio, one per date in order, as `make_snapshot` lays each out.
 

@@ -24,7 +24,10 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scored", required=True, help="root of the scored table (partitioned by date)")
     parser.add_argument("--outcomes", required=True, help="outcomes table: uuid;default_date, CSV or Parquet")
     parser.add_argument(
-        "--model-dir", action="append", default=[], help="a model's directory (repeat for several models)"
+        "--model-dir",
+        action="append",
+        default=[],
+        help="a model's directory or models:/NAME@ALIAS | models:/NAME/VERSION (repeat for several models)",
     )
     parser.add_argument("--window-months", type=int, help="performance window in months (default 12)")
     parser.add_argument("--observed-until", type=_date, help="the last day the outcomes are complete for")

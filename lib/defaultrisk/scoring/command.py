@@ -48,7 +48,8 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         action="append",
         type=_model_dir,
-        help="a directory written by the train job; repeat as YYYY-MM-DD=DIR for models by date range",
+        help="a directory written by the train job, or models:/NAME@ALIAS | models:/NAME/VERSION; "
+        "repeat as YYYY-MM-DD=DIR for models by date range",
     )
     parser.add_argument(
         "--challenger",
