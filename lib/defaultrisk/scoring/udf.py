@@ -99,8 +99,9 @@ def check_and_score(  # noqa: PLR0913 (callers pass the first six by position; c
 
     `known` holds the input's known columns as read (`validate.known_columns`), text or typed; each
     batch goes through the entry contract (`checks`) and the valid rows through `score_matrix`, the
-    core `score_frame` and the service share. The UDF closes over plain values only (the checked
-    model file's bytes, version, threshold and calibration, the snapshot's duplicated uuid keys);
+    core `score_frame` and the service share. The UDF closes over plain values only (a broadcast of the
+    checked models' payloads: file bytes, version, threshold and calibration; the snapshot's duplicated
+    uuid keys);
     the feature order and category codes come from the schema, never from what a batch holds.
 
     Challengers (their checked payloads, shipped and cached on workers like the live model's) score
@@ -110,10 +111,14 @@ def check_and_score(  # noqa: PLR0913 (callers pass the first six by position; c
     driver_xgboost = xgb.__version__
     duplicates = dict(duplicates)
     challengers = tuple(challengers)
+    # The models travel as one broadcast, fetched once per executor, not inside every task's closure
+    # (a live model and a challenger of a few hundred kB each would make each task's binary large).
+    models = known.sparkSession.sparkContext.broadcast((payload, challengers))
 
     def check_and_score_batches(batches):
-        model = worker_model(payload, driver_xgboost)
-        shadows = [worker_model(p, driver_xgboost) for p in challengers]
+        live, shadow_payloads = models.value
+        model = worker_model(live, driver_xgboost)
+        shadows = [worker_model(p, driver_xgboost) for p in shadow_payloads]
         for batch in batches:
             if batch.num_rows:
                 yield check_and_score_batch(
