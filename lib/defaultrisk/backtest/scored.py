@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from defaultrisk.backtest import measures
 from defaultrisk.errors import InputError, first_line
-from defaultrisk.fs import path_exists
+from defaultrisk.fs import list_children
 from defaultrisk.grades import DEFAULT_SCALE, MasterScale, grade_column
 from defaultrisk.schema import CHALLENGERS_DIR, MODEL_VERSION, PD, SHADOW_SCHEMA, SNAPSHOT_DATE, UUID
 
@@ -29,6 +29,9 @@ def read_scored(spark: SparkSession, path: str) -> DataFrame:
     return scored
 
 
+DATE_FOLDER = f"{SNAPSHOT_DATE}="
+
+
 def read_shadow(spark: SparkSession, path: str) -> DataFrame | None:
     """The shadow table beside the scored table (`SCORED/_challengers`), or None when there is none.
 
@@ -36,10 +39,16 @@ def read_shadow(spark: SparkSession, path: str) -> DataFrame | None:
     looks like a number stays text).
     """
     shadow = f"{path.rstrip('/')}/{CHALLENGERS_DIR}"
-    if not path_exists(spark, shadow):
+    # Its date folders, named, with the table's root as the base: handed the root itself, whose name
+    # starts with `_`, Spark reads it all the same but logs "All paths were ignored", which reads as if
+    # the challengers had been left out.
+    dates = [
+        p for p in list_children(spark, shadow) if p.rstrip("/").rsplit("/", 1)[-1].startswith(DATE_FOLDER)
+    ]
+    if not dates:  # no shadow table, or none of its dates yet
         return None
     try:
-        return spark.read.schema(SHADOW_SCHEMA).parquet(shadow)
+        return spark.read.schema(SHADOW_SCHEMA).option("basePath", shadow).parquet(*dates)
     except AnalysisException as exc:
         raise InputError(f"cannot read the shadow table {shadow}: {first_line(exc)}") from exc
 
