@@ -227,6 +227,10 @@ SCORED_SCHEMA = T.StructType(
 # at <output root>/_challengers/snapshot_date=YYYY-MM-DD/model_version=<challenger's version>/part-*.parquet.
 # The rows are exactly the main table's rows of that run (same uuids); `champion_version` is the live model's.
 CHALLENGERS_DIR = "_challengers"
+# The backtest's report folder under its output, and in it the comparison of the champion with its
+# challengers: written by the backtest, read by `defaultrisk promote` as the evidence of a promotion.
+BACKTEST_REPORT_DIR = "_report"
+COMPARISON_FILE = "comparison.json"
 CHAMPION_VERSION = "champion_version"
 SHADOW_SCHEMA = T.StructType(
     [

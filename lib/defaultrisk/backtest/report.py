@@ -32,7 +32,7 @@ from defaultrisk.backtest.measures import CHALLENGER
 from defaultrisk.errors import OutputError, first_line
 from defaultrisk.fs import mkdirs, publish_folder
 from defaultrisk.jsondata import plain, write_json
-from defaultrisk.schema import CHALLENGERS_DIR, CHAMPION_VERSION
+from defaultrisk.schema import BACKTEST_REPORT_DIR, CHALLENGERS_DIR, CHAMPION_VERSION, COMPARISON_FILE
 from defaultrisk.scoring.staging import (
     STAGING_DIR,
     StagedPartition,
@@ -44,7 +44,7 @@ from defaultrisk.scoring.staging import (
 )
 
 REJECTS = "_rejects"
-REPORT = "_report"
+REPORT = BACKTEST_REPORT_DIR
 # One row per snapshot and grade (`grade` null on the portfolio row); docs/backtest.md explains each.
 TABLE_DDL = """
 snapshot_date date, grade int, grade_label string, pd_lower double, pd_upper double, central_pd double,
@@ -61,7 +61,6 @@ TABLE_COLUMNS = tuple(part.split()[0] for part in TABLE_DDL.split(","))
 # The challengers' table: the same rows for each challenger (model_version its own) and the champion it
 # was scored beside.
 CHALLENGERS_DDL = TABLE_DDL.rstrip() + f", {CHAMPION_VERSION} string\n"
-COMPARISON_FILE = "comparison.json"
 
 
 def _cell(value):

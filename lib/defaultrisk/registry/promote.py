@@ -20,9 +20,10 @@ from defaultrisk.errors import EXIT_OK, ConfigError, DefaultRiskError, InputErro
 from defaultrisk.registry.location import connect, locate
 from defaultrisk.registry.register import MODEL_VERSION_TAG
 from defaultrisk.registry.resolve import ModelRef, model_version
+from defaultrisk.schema import BACKTEST_REPORT_DIR, COMPARISON_FILE
 
 CHAMPION = "champion"
-COMPARISON_FILE = Path("_report") / "comparison.json"  # written by the backtest under its output
+COMPARISON_PATH = Path(BACKTEST_REPORT_DIR) / COMPARISON_FILE  # under the backtest's output
 # Recorded on the promoted version (tag names), from the comparison file and its chosen comparison.
 RUN_FIELDS = {"backtest_run_id": "run_id", "backtested_at": "backtested_at"}
 COMPARISON_FIELDS = (
@@ -107,7 +108,7 @@ def _promote(client, name: str, version: str, evidence: str | None, alias: str) 
         run, comparison = found
         tags.update({tag: str(run.get(key, "")) for tag, key in RUN_FIELDS.items()})
         tags.update({key: _tag_value(comparison.get(key)) for key in COMPARISON_FIELDS})
-        tags["evidence"] = str(Path(evidence).resolve() / COMPARISON_FILE)
+        tags["evidence"] = str(Path(evidence).resolve() / COMPARISON_PATH)
     for key, value in tags.items():
         client.set_model_version_tag(name, chosen.version, key, value)
     client.set_registered_model_alias(name, alias, chosen.version)
@@ -126,7 +127,7 @@ def _promote(client, name: str, version: str, evidence: str | None, alias: str) 
 def read_evidence(output: Path, challenger_id: str, champion_id: str | None) -> tuple[dict, dict]:
     """The comparison file and its comparison of `challenger_id` against `champion_id` (against any
     model when there is no champion yet); an input error naming what the file compares otherwise."""
-    path = output / COMPARISON_FILE
+    path = output / COMPARISON_PATH
     try:
         run = json.loads(path.read_text())
         comparisons = list(run["comparisons"])
